@@ -1,0 +1,1 @@
+"""PyTorch reference models (workstation side; imports torch). The device runtime never imports this."""

@@ -1,0 +1,1 @@
+"""Export of the PyTorch reference models to ONNX (workstation side)."""

@@ -1,0 +1,60 @@
+"""edge: PyTorch video models to Jetson-class devices.
+
+Everything installs under one import namespace: ``edge`` (device runtime + CLI),
+``edge.kernels`` (custom ops), ``edge.export`` and ``edge.calibration``.
+"""
+from setuptools import find_packages, setup
+
+# source folder -> import prefix
+ROOTS = {"edge": "edge", "kernels": "edge.kernels", "export": "edge.export",
+         "calibration": "edge.calibration"}
+
+
+def _packages():
+    pkgs, dirs = [], {}
+    for folder, prefix in ROOTS.items():
+        dirs[prefix] = folder
+        pkgs.append(prefix)
+        for sub in find_packages(folder):
+            pkgs.append(f"{prefix}.{sub}")
+            dirs[f"{prefix}.{sub}"] = f"{folder}/" + sub.replace(".", "/")
+    return pkgs, dirs
+
+
+PACKAGES, PACKAGE_DIR = _packages()
+
+# The device runtime: what a Jetson needs. No torch.
+RUNTIME = [
+    "numpy>=1.26,<3",
+    "onnxruntime>=1.20,<2",
+    "opencv-python-headless>=4.9",
+    "numba>=0.60",
+    "tqdm>=4.66",
+]
+# Workstation side: reference models, export, training, calibration.
+REFERENCE = [
+    "torch==2.13.0",
+    "onnx>=1.17,<2",
+    "scikit-image>=0.24",
+    "matplotlib>=3.8",
+]
+EXTRAS = {
+    "reference": REFERENCE,
+    "tensorrt": ["tensorrt>=10.3", "pycuda>=2024.1"],
+    "dev": REFERENCE + ["pytest>=8", "pytest-timeout>=2.3", "tensorrt_lean>=10.3"],
+}
+
+setup(
+    name="edge",
+    version="0.1.0",
+    description="Take trained PyTorch video models to Jetson-class devices",
+    python_requires=">=3.10",
+    packages=PACKAGES,
+    package_dir=PACKAGE_DIR,
+    package_data={"edge.kernels": ["*/*.cuh", "*/*.cu", "*/*.h", "*/*.cpp", "*/*.hpp",
+                                   "CMakeLists.txt", "common/*"],
+                  "edge": ["data/*.json", "targets/*.json", "weights/*"]},
+    install_requires=RUNTIME,
+    extras_require=EXTRAS,
+    entry_points={"console_scripts": ["edge=edge.cli:main"]},
+)
