@@ -30,6 +30,7 @@ RUNTIME = [
     "opencv-python-headless>=4.9",
     "numba>=0.60",
     "tqdm>=4.66",
+    "onnx>=1.17,<2",       # `edge build` on the device edits graphs (ROI split, plugin prep, fp16); torch-free
 ]
 # Workstation side: reference models, export, training, calibration.
 REFERENCE = [
@@ -52,7 +53,7 @@ setup(
     packages=PACKAGES,
     package_dir=PACKAGE_DIR,
     package_data={"edge.kernels": ["*/*.cuh", "*/*.cu", "*/*.h", "*/*.cpp", "*/*.hpp",
-                                   "CMakeLists.txt", "common/*"],
+                                   "*/plugin/*.cpp", "*/plugin/*.h", "CMakeLists.txt", "common/*"],
                   "edge": ["data/*.json", "targets/*.json", "weights/*"]},
     install_requires=RUNTIME,
     extras_require=EXTRAS,
