@@ -49,5 +49,6 @@ def main(argv: list[str] | None = None) -> int:
         return 2
 
 
-if __name__ == "__main__":
-    sys.exit(main())
+if __name__ == "__main__":  # `python -m edge.cli`: run the importable module so its classes are the ones raised
+    from edge.cli import main as _main
+    sys.exit(_main())

@@ -1,0 +1,191 @@
+"""``edge build``: engines for a target from an export folder (torch-free; runs on the device).
+
+Output folder: the engine files, ``model.json`` (the export manifest), ``examples/`` and, written last,
+``fingerprint.json`` (ONNX sha256, target, precision, backend + version, device, plugin library sha256,
+build time, per-network files + sha256, session settings, measurements). A rebuild whose inputs hash to
+the same build key and whose files still verify is a cache hit and rebuilds nothing.
+"""
+from __future__ import annotations
+
+import datetime as _dt
+import os
+import shutil
+import tempfile
+from pathlib import Path
+
+import onnx
+
+from edge.cli import UserError
+from edge.runtime import fingerprint as fpr
+from edge.runtime.ort_backend import ALLOW_SPINNING
+from edge.runtime.fileio import atomic_copy, atomic_write_bytes, atomic_write_json, read_json, sha256_file
+from edge.targets import get_target
+
+PRECISIONS = ("fp32", "fp16", "int8")
+
+
+def read_export(export_dir: Path) -> dict:
+    manifest = read_json(export_dir / "model.json", "export manifest (model.json; run `edge export` first)")
+    for name, net in manifest.get("networks", {}).items():
+        path = export_dir / net["file"]
+        if not path.is_file():
+            raise FileNotFoundError(f"network {name!r}: {path} missing (re-run `edge export`)")
+        if sha256_file(path) != net["sha256"]:
+            raise UserError(f"{path} does not match its manifest sha256 (modified after export): re-run `edge export`")
+    return manifest
+
+
+def _source_files(export_dir: Path, manifest: dict, precision: str, backend: str) -> dict[str, str]:
+    files = {}
+    for name, net in manifest["networks"].items():
+        files[net["file"]] = net["sha256"]
+        if precision == "int8":
+            flavour = "ort" if backend == "onnxruntime" else "trt"
+            q = export_dir / "calibration" / f"{name}.int8.{flavour}.onnx"
+            if not q.is_file():
+                raise UserError(f"no int8 calibration for network {name!r} ({q} missing): run "
+                                f"`edge calibrate {export_dir} --data VIDEO...` first")
+            files[str(q.relative_to(export_dir))] = sha256_file(q)
+        typed = export_dir / "calibration" / f"{name}.fp16.onnx"
+        if precision == "fp16" and typed.is_file():
+            files[str(typed.relative_to(export_dir))] = sha256_file(typed)
+    return files
+
+
+def _cache_hit(out_dir: Path, key: str) -> dict | None:
+    try:
+        old = fpr.read(out_dir)
+        if old.get("build_key") != key:
+            return None
+        fpr.verify_files(old, out_dir)
+        fpr.verify_plugin(old, out_dir)
+        return old
+    except (fpr.EngineMismatch, FileNotFoundError, ValueError, KeyError):
+        return None
+
+
+def build(export_dir: str | Path, target: str, precision: str, out_dir: str | Path, threads: int | None = None,
+          roi_kernel: str = "auto", plugins: str | None = None, use_dla: bool = True, log=print) -> dict:
+    """Build every network of an export for ``target``; returns the fingerprint (``cache_hit`` key added)."""
+    export_dir, out_dir = Path(export_dir), Path(out_dir)
+    if precision not in PRECISIONS:
+        raise ValueError(f"unknown precision {precision!r} (have: {', '.join(PRECISIONS)})")
+    tgt = get_target(target)
+    manifest = read_export(export_dir)
+    backend = tgt["backend"]
+    sources = _source_files(export_dir, manifest, precision, backend)
+    plugin_info, registered, trt = None, {}, None
+    if backend == "onnxruntime":
+        import onnxruntime as ort
+        backend_version, device = ort.__version__, fpr.cpu_device()
+        threads = int(threads or os.cpu_count() or 1)
+    else:
+        from edge.runtime import build_trt
+        from edge.runtime.trt_backend import gpu_device
+        trt = build_trt.import_tensorrt_builder()
+        backend_version, device = trt.__version__, gpu_device()
+        if device is None:
+            raise UserError(f"target {target} needs a CUDA GPU; none is usable here (use --target cpu)")
+        if tgt.get("compute_capability") and device["compute_capability"] != tgt["compute_capability"]:
+            raise UserError(f"target {target} is compute {tgt['compute_capability']} but this GPU is "
+                            f"{device['name']} (compute {device['compute_capability']}): build on the target device")
+        plugins = plugins or os.environ.get("EDGE_PLUGIN_LIBRARY")
+        needs_plugins = any(net.get("custom_ops") for net in manifest["networks"].values())
+        if plugins:
+            build_trt.load_plugin_library(plugins)
+            plugin_info = {"path": str(Path(plugins).resolve()), "sha256": sha256_file(plugins)}
+            registered = build_trt.registered_plugins(trt)
+        elif needs_plugins:
+            log("no plugin library given (--plugins / EDGE_PLUGIN_LIBRARY): custom ops use their ONNX "
+                "function bodies (slow or unsupported in TensorRT)")
+    key = fpr.build_key({"format": fpr.FORMAT, "sources": sources, "target": tgt, "precision": precision,
+                         "backend": backend, "backend_version": backend_version, "device": device,
+                         "plugin": plugin_info, "threads": threads, "roi_kernel": roi_kernel, "dla": use_dla})
+    hit = _cache_hit(out_dir, key)
+    if hit is not None:
+        log(f"cache hit: {out_dir} is up to date (same ONNX, target, precision, backend and device); nothing rebuilt")
+        return dict(hit, cache_hit=True)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    # build in a staging folder next to the output: a failed build leaves the old engines untouched
+    stage = Path(tempfile.mkdtemp(dir=out_dir.parent, prefix=f".{out_dir.name}.build-"))
+    try:
+        if (out_dir / "timing.cache").is_file():
+            shutil.copy2(out_dir / "timing.cache", stage / "timing.cache")
+        nets = {}
+        for name, net in manifest["networks"].items():
+            if backend == "onnxruntime":
+                from edge.runtime.build_cpu import build_network
+                nets[name] = build_network(export_dir, stage, name, net, precision, threads, roi_kernel, log)
+            else:
+                nets[name] = _build_trt_network(trt, export_dir, stage, name, net, precision, tgt, registered,
+                                                use_dla, log)
+            log(f"built {name}: {', '.join(nets[name]['files'])} ({nets[name]['precision']}, "
+                f"{nets[name]['kind']})")
+        old = set()
+        try:
+            old = {f for e in fpr.read(out_dir).get("networks", {}).values() for f in e.get("files", {})}
+        except (fpr.EngineMismatch, FileNotFoundError, ValueError):
+            pass
+        (out_dir / fpr.FILE).unlink(missing_ok=True)       # a half-replaced folder never looks valid
+        new = {f for e in nets.values() for f in e["files"]}
+        for f in new | ({"timing.cache"} if (stage / "timing.cache").is_file() else set()):
+            os.replace(stage / f, out_dir / f)
+        for f in old - new:
+            (out_dir / f).unlink(missing_ok=True)
+    finally:
+        shutil.rmtree(stage, ignore_errors=True)
+    atomic_copy(export_dir / "model.json", out_dir / "model.json")
+    if (export_dir / "examples").is_dir():
+        for f in (export_dir / "examples").iterdir():
+            atomic_copy(f, out_dir / "examples" / f.name)
+    fp = {
+        "format": fpr.FORMAT, "build_key": key, "source_dir": str(export_dir.resolve()),
+        "model": manifest.get("model"), "target": target, "precision": precision, "backend": backend,
+        "backend_version": backend_version, "device": device, "plugin_library": plugin_info,
+        "onnx_sha256": {n: net["sha256"] for n, net in manifest["networks"].items()},
+        "built_at": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+        "session": ({"intra_op_num_threads": threads, "inter_op_num_threads": 1,
+                     "allow_spinning": ALLOW_SPINNING,
+                     "execution_mode": "sequential",
+                     "graph_optimization": "ORT_ENABLE_ALL applied offline; loaded with ORT_DISABLE_ALL"}
+                    if backend == "onnxruntime" else {"roi_kernel": "plugin"}),
+        "networks": nets,
+    }
+    atomic_write_json(out_dir / fpr.FILE, fp)
+    log(f"engines: {out_dir} (fingerprint {out_dir / fpr.FILE})")
+    return dict(fp, cache_hit=False)
+
+
+def prepare_trt_graph(export_dir: Path, name: str, net: dict, precision: str, plan: dict,
+                      registered: dict[str, str]) -> tuple[bytes, dict]:
+    """The ONNX bytes TensorRT parses for one network, and what was done to them."""
+    from edge.runtime.build_trt import prepare_graph
+    if precision == "int8":
+        src = export_dir / "calibration" / f"{name}.int8.trt.onnx"
+        if not src.is_file():
+            raise UserError(f"no int8 calibration for network {name!r} ({src} missing): run "
+                            f"`edge calibrate {export_dir} --data VIDEO...` first")
+    else:
+        src = export_dir / net["file"]
+    model = onnx.load(str(src))
+    if plan["graph"] == "fp16-typed":
+        typed = export_dir / "calibration" / f"{name}.fp16.onnx"     # edge calibrate's, sensitive ops in fp32
+        if typed.is_file():
+            src, model = typed, onnx.load(str(typed))
+        else:
+            from edge.runtime.precision import to_fp16
+            model = to_fp16(model, inline=False)
+    model, to_plugin = prepare_graph(model, registered)
+    return model.SerializeToString(), {"source": str(src.relative_to(export_dir)), "plugins": to_plugin,
+                                       "graph": plan["graph"]}
+
+
+def _build_trt_network(trt, export_dir, out_dir, name, net, precision, tgt, registered, use_dla, log) -> dict:
+    from edge.runtime import build_trt
+    p = build_trt.plan(trt.__version__, tgt, precision, use_dla)
+    graph, info = prepare_trt_graph(export_dir, name, net, precision, p, registered)
+    engine = build_trt.build_engine(trt, graph, net, p, out_dir / "timing.cache", log)   # staging folder
+    file = f"{name}.engine"
+    atomic_write_bytes(out_dir / file, engine)
+    return {"kind": "tensorrt", "precision": precision, "files": {file: sha256_file(out_dir / file)},
+            "plan": p, "profile": build_trt.profile(net), **info}

@@ -1,0 +1,105 @@
+"""onnxruntime engines (torch-free): one optimised graph, or graph segments with the numba ROI kernel between."""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Mapping, Sequence
+
+import numpy as np
+import onnxruntime as ort
+
+from edge.runtime.base import TensorSpec
+
+# numba's OpenMP layer busy-waits between parallel regions by default: next to onnxruntime's own pool (or
+# on a loaded 2-core board) a 0.04 ms ROI pooling call then takes 10-40 ms. Must be set before libgomp loads.
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+
+
+#: idle onnxruntime threads busy-wait by default. Measured on 2 shared cores (classifier encoder, 2 threads):
+#: one session 17.0 ms spinning vs 12.6 ms not; two sessions alternating (tracker + classifier, or graph
+#: segments + numba) 55.9 ms vs 15.3 ms. Engines therefore do not spin; recorded in the fingerprint.
+ALLOW_SPINNING = False
+
+
+def session(path_or_bytes, threads: int | None = None, optimized_offline: bool = True,
+            spinning: bool = ALLOW_SPINNING) -> ort.InferenceSession:
+    """A CPU session; graphs optimised offline by ``edge build`` load with optimisations off.
+    ``spinning=False`` stops idle onnxruntime threads from busy-waiting (see ``ALLOW_SPINNING``)."""
+    opts = ort.SessionOptions()
+    if not spinning:
+        opts.add_session_config_entry("session.intra_op.allow_spinning", "0")
+        opts.add_session_config_entry("session.inter_op.allow_spinning", "0")
+    opts.log_severity_level = 3
+    if threads:
+        opts.intra_op_num_threads = int(threads)
+        opts.inter_op_num_threads = 1
+    opts.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+    opts.graph_optimization_level = (ort.GraphOptimizationLevel.ORT_DISABLE_ALL if optimized_offline
+                                     else ort.GraphOptimizationLevel.ORT_ENABLE_ALL)
+    data = str(path_or_bytes) if isinstance(path_or_bytes, Path) else path_or_bytes
+    return ort.InferenceSession(data, opts, providers=["CPUExecutionProvider"])
+
+
+def _check_feeds(name: str, inputs: Sequence[TensorSpec], feeds: Mapping[str, np.ndarray]) -> dict:
+    missing = [s.name for s in inputs if s.name not in feeds]
+    if missing:
+        raise ValueError(f"{name}: missing inputs {missing} (expects {[s.name for s in inputs]})")
+    return {s.name: np.ascontiguousarray(feeds[s.name], dtype=s.dtype) for s in inputs}
+
+
+class OrtEngine:
+    """One network = one onnxruntime session."""
+
+    backend = "onnxruntime"
+
+    def __init__(self, name: str, sess: ort.InferenceSession, inputs: Sequence[TensorSpec],
+                 outputs: Sequence[TensorSpec]):
+        self.name, self.session = name, sess
+        self.inputs, self.outputs = list(inputs), list(outputs)
+        self._out_names = [s.name for s in self.outputs]
+
+    def run(self, feeds: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
+        got = self.session.run(self._out_names, _check_feeds(self.name, self.inputs, feeds))
+        return dict(zip(self._out_names, got))
+
+
+class SplitEngine:
+    """Graph segments in onnxruntime with host ROI pooling (numba) between them."""
+
+    backend = "onnxruntime+numba"
+
+    def __init__(self, name: str, stages: list[dict], sessions: dict[str, ort.InferenceSession],
+                 inputs: Sequence[TensorSpec], outputs: Sequence[TensorSpec]):
+        from edge.kernels.roi_pool.cpu import roi_pool  # numba, torch-free
+        self._roi_pool = roi_pool
+        self.name, self.stages, self.sessions = name, stages, sessions
+        self.inputs, self.outputs = list(inputs), list(outputs)
+
+    def run(self, feeds: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
+        env = _check_feeds(self.name, self.inputs, feeds)
+        for st in self.stages:
+            if st["kind"] == "roi_pool":
+                x, rois = (env[t] for t in st["inputs"])
+                env[st["outputs"][0]] = self._roi_pool(x, rois, st["pooled_shape"], st["spatial_scale"])
+            else:
+                got = self.sessions[st["segment"]].run(st["outputs"], {t: env[t] for t in st["inputs"]})
+                env.update(zip(st["outputs"], got))
+        return {s.name: env[s.name] for s in self.outputs}
+
+
+def net_specs(net: dict) -> tuple[list[TensorSpec], list[TensorSpec]]:
+    def mk(e):
+        return TensorSpec(e["name"], tuple(e["shape"]), e["dtype"])
+    return [mk(e) for e in net["inputs"]], [mk(e) for e in net["outputs"]]
+
+
+def load_network(engine_dir: Path, net_name: str, entry: dict, net: dict, threads: int | None,
+                 spinning: bool = ALLOW_SPINNING):
+    """The runtime engine of one CPU network from its fingerprint entry."""
+    ins, outs = net_specs(net)
+    if entry["kind"] == "onnxruntime+numba":
+        sessions = {st["segment"]: session(engine_dir / st["file"], threads, spinning=spinning)
+                    for st in entry["stages"] if st["kind"] == "onnxruntime"}
+        return SplitEngine(net_name, entry["stages"], sessions, ins, outs)
+    (file,) = entry["files"]
+    return OrtEngine(net_name, session(engine_dir / file, threads, spinning=spinning), ins, outs)
