@@ -1,0 +1,1 @@
+"""Generated labelled data (torch-free): tracking sequences and action clips."""

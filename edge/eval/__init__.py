@@ -1,0 +1,1 @@
+"""Task metrics (torch-free): OTB/got10k tracking metrics."""
