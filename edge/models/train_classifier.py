@@ -1,0 +1,331 @@
+"""Train the two-in-one classifier's new parts on generated action clips (backbone frozen).
+
+    python -m edge.models.train_classifier --out edge/weights/classifier.pt
+
+Data: the fixed train/val/test splits of ``edge.data.actions`` preprocessed exactly as the runtime does
+(``edge.classify.preprocess.clip_inputs``: DIS flow between consecutive frames). What the frozen backbone
+computes is cached once per clip: stage-3 features (input of the motion modulation), stage-6 features and
+the CAM of the unmodulated RGB stream. Two models are trained with the same recipe:
+
+1. **no flow** (ablation, ``use_flow=False``): reduction + CAM temperature + ConvLSTM + head;
+2. **two-in-one**: starts from the no-flow model's trained parts and adds the motion-condition branch
+   (trained together with all new parts; gradients run through the frozen stages 4..6).
+
+Model selection by validation accuracy; test accuracy reported for both. Writes the two-in-one checkpoint
+(``--out``), the no-flow one (``--noflow-out``) and a Markdown note next to ``--out``.
+"""
+from __future__ import annotations
+
+import argparse
+import copy
+import hashlib
+import json
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from edge.classify.preprocess import clip_inputs
+from edge.data.actions import CLASSES
+from edge.models.two_in_one import ClassifierConfig, TwoInOne, save_checkpoint
+
+CACHE_VERSION = 3
+
+
+def log(msg: str) -> None:
+    print(f"[{time.strftime('%H:%M:%S')}] {msg}", flush=True)
+
+
+CHUNK = 60  # clips per cache file
+
+
+@torch.no_grad()
+def _build_chunk(model: TwoInOne, split: str, start: int, stop: int) -> dict[str, torch.Tensor]:
+    from edge.data.actions import clip_seed, make_clip
+    cfg, enc = model.cfg, model.encoder.eval()
+    out = {k: [] for k in ("low", "flow", "tap", "cam", "label")}
+    for i in range(start, stop):
+        label = CLASSES[i % len(CLASSES)]
+        clip = make_clip(clip_seed(split, i), label, cfg.clip_len + 1, cfg.size)
+        rgb, flow = clip_inputs(clip, cfg.size, bound=cfg.flow_bound)
+        low = enc.low_features(torch.from_numpy(rgb))
+        tap = enc.mid(low)
+        out["low"].append(low.half())
+        out["tap"].append(tap.half())
+        out["cam"].append(enc.cam(tap))
+        out["flow"].append(torch.from_numpy(flow).half())
+        out["label"].append(CLASSES.index(label))
+    return {k: torch.stack(v) if k != "label" else torch.tensor(v) for k, v in out.items()}
+
+
+def build_split(model: TwoInOne, split: str, count: int, cache: Path | None) -> dict[str, torch.Tensor]:
+    """Generated clips (``edge.data.actions`` split, runtime preprocessing) -> frozen-backbone tensors:
+    stage-3 features, encoded flow, stage-6 features (fp16) and the CAM; cached in chunks of CHUNK clips."""
+    cfg = model.cfg
+    key = hashlib.sha1(json.dumps([CACHE_VERSION, cfg.size, cfg.clip_len, cfg.flow_bound]).encode()).hexdigest()[:10]
+    chunks, t0 = [], time.time()
+    for start in range(0, count, CHUNK):
+        stop = min(count, start + CHUNK)
+        path = cache / f"{split}_{start}_{stop}_{key}.pt" if cache else None
+        if path is not None and path.is_file():
+            chunks.append(torch.load(path, weights_only=True))
+            continue
+        chunks.append(_build_chunk(model, split, start, stop))
+        log(f"{split}: {stop}/{count} clips ({time.time() - t0:.0f} s)")
+        if path is not None:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            torch.save(chunks[-1], str(path) + ".tmp")
+            Path(str(path) + ".tmp").replace(path)
+    return {k: torch.cat([c[k] for c in chunks]) for k in chunks[0]}
+
+
+def clip_logits(model: TwoInOne, batch: dict[str, torch.Tensor], idx: torch.Tensor) -> torch.Tensor:
+    """Logits of clips ``idx`` from the cached tensors (same math as ``model.forward``)."""
+    enc = model.encoder
+    cam = batch["cam"][idx].flatten(0, 1)
+    b, t = len(idx), batch["cam"].shape[1]
+    if model.cfg.use_flow:
+        low = batch["low"][idx].flatten(0, 1).float()
+        flow = batch["flow"][idx].flatten(0, 1).float()
+        tap = enc.mid(enc.modulate(low, flow))
+    else:
+        tap = batch["tap"][idx].flatten(0, 1).float()
+    feats, _ = enc.head(tap, cam)
+    return model.run_steps(feats.unflatten(0, (b, t)))
+
+
+@torch.no_grad()
+def evaluate(model: TwoInOne, data: dict[str, torch.Tensor], bs: int = 32) -> tuple[float, np.ndarray]:
+    """(accuracy, confusion matrix [true, pred])."""
+    model.eval()
+    n = len(data["label"])
+    preds = torch.cat([clip_logits(model, data, torch.arange(i, min(n, i + bs))).argmax(1)
+                       for i in range(0, n, bs)])
+    k = len(CLASSES)
+    conf = np.zeros((k, k), int)
+    for t, p in zip(data["label"].tolist(), preds.tolist()):
+        conf[t, p] += 1
+    return float(np.trace(conf) / max(1, n)), conf
+
+
+def train(model: TwoInOne, train_data, val_data, epochs: int, lr: float, bs: int, seed: int, tag: str,
+          time_budget: float) -> dict:
+    """Adam on the trainable parts; keeps the best-validation state. Returns the training record."""
+    g = torch.Generator().manual_seed(seed)
+    params = [p for p in model.parameters() if p.requires_grad]
+    opt = torch.optim.AdamW(params, lr=lr, weight_decay=5e-3)
+    sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, max(1, epochs))
+    n = len(train_data["label"])
+    best = (-1.0, None, -1)
+    t_start = time.time()
+    history = []
+    for ep in range(epochs):
+        model.train()
+        perm = torch.randperm(n, generator=g)
+        total, t0 = 0.0, time.time()
+        for i in range(0, n, bs):
+            idx = perm[i:i + bs]
+            loss = F.cross_entropy(clip_logits(model, train_data, idx), train_data["label"][idx])
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+            total += float(loss.detach()) * len(idx)
+        sched.step()
+        val_acc, _ = evaluate(model, val_data)
+        history.append({"epoch": ep + 1, "loss": total / n, "val_acc": val_acc})
+        log(f"{tag} epoch {ep + 1}/{epochs}: loss {total / n:.3f}  val {val_acc:.3f}  ({time.time() - t0:.0f} s)")
+        if val_acc > best[0]:
+            best = (val_acc, copy.deepcopy(model.trained_state()), ep + 1)
+        if time.time() - t_start > time_budget:
+            log(f"{tag}: time budget {time_budget:.0f} s reached after epoch {ep + 1}")
+            break
+    model.load_state_dict(best[1], strict=False)
+    return {"best_val_acc": best[0], "best_epoch": best[2], "epochs_run": len(history),
+            "train_seconds": round(time.time() - t_start, 1), "history": history}
+
+
+@torch.no_grad()
+def window_accuracy(model: TwoInOne, data: dict[str, torch.Tensor], lengths=(1, 2, 4, 8), bs: int = 24) -> dict:
+    """Test accuracy (overall and per motion pair) when only the last k frames of each clip are stepped from
+    the zero state: how much each model can decide from short windows (k = 1: one frame and its flow)."""
+    model.eval()
+    n, t = len(data["label"]), data["cam"].shape[1]
+    out = {}
+    for k in lengths:
+        sub = {key: (v[:, t - k:] if key != "label" else v) for key, v in data.items()}
+        preds = torch.cat([clip_logits(model, sub, torch.arange(i, min(n, i + bs))).argmax(1)
+                           for i in range(0, n, bs)])
+        conf = np.zeros((len(CLASSES), len(CLASSES)), int)
+        for a, b in zip(data["label"].tolist(), preds.tolist()):
+            conf[a, b] += 1
+        out[str(k)] = {"acc": float(np.trace(conf) / n), "pairs": pair_accuracy(conf)}
+    return out
+
+
+def eval_only(out: Path, noflow_out: Path, test_count: int, cache: Path | None) -> int:
+    """Window-length evaluation of two saved checkpoints; appends it to the note and the checkpoints' meta."""
+    from edge.models.two_in_one import build_classifier, load_checkpoint
+    models = {"noflow": build_classifier(noflow_out, use_flow=False), "flow": build_classifier(out, use_flow=True)}
+    data = build_split(models["flow"], "test", test_count, cache)
+    res = {name: window_accuracy(m, data) for name, m in models.items()}
+    for name, r in res.items():
+        log(f"{name}: " + json.dumps(r))
+    lines = ["", "## Short windows (test split, last k frames stepped from zero state)", "",
+             "Both models were trained on 8-step windows; k = 1 is one frame with its flow.", "",
+             "| k | no flow acc | two-in-one acc | no flow take/put_back | two-in-one take/put_back | "
+             "no flow sit_down/fall | two-in-one sit_down/fall |", "|---|---|---|---|---|---|---|"]
+    for k in res["flow"]:
+        a, b = res["noflow"][k], res["flow"][k]
+        lines.append(f"| {k} | {a['acc']:.3f} | {b['acc']:.3f} | {a['pairs']['take/put_back']:.3f} | "
+                     f"{b['pairs']['take/put_back']:.3f} | {a['pairs']['sit_down/fall']:.3f} | "
+                     f"{b['pairs']['sit_down/fall']:.3f} |")
+    note = out.with_suffix(".md")
+    text = note.read_text() if note.is_file() else ""
+    text = text.split("\n## Short windows")[0].rstrip("\n") + "\n" + "\n".join(lines) + "\n"
+    tmp = note.with_suffix(".md.tmp")
+    tmp.write_text(text)
+    tmp.replace(note)
+    for name, path in (("noflow", noflow_out), ("flow", out)):
+        _, meta = load_checkpoint(path)
+        meta.pop("config", None)
+        meta["window_accuracy"] = {"noflow": res["noflow"], "flow": res["flow"]}
+        save_checkpoint(models[name], path, meta)
+    return 0
+
+
+def pair_accuracy(conf: np.ndarray) -> dict[str, float]:
+    """Accuracy on each motion-defined pair: predictions restricted to the two classes of the pair."""
+    out = {}
+    for a, b in (("take", "put_back"), ("idle", "pass_by"), ("sit_down", "fall")):
+        ia, ib = CLASSES.index(a), CLASSES.index(b)
+        sub = conf[np.ix_([ia, ib], [ia, ib])]
+        out[f"{a}/{b}"] = float(np.trace(sub) / max(1, sub.sum()))
+    return out
+
+
+def write_note(path: Path, record: dict) -> None:
+    r = record
+    lines = [
+        "# Sample classifier checkpoint (`classifier.pt`)",
+        "",
+        f"Made by `{r['command']}` on {r['date']} ({r['threads']} CPU threads, shared machine), "
+        f"total {r['total_seconds']:.0f} s.",
+        "",
+        f"- Model: two-in-one stream (`edge.models.two_in_one`), input {r['config']['size']} px, "
+        f"T = {r['config']['clip_len']} steps, features {r['config']['reduce']} ch, ConvLSTM hidden "
+        f"{r['config']['hidden']} ch, {r['trained_params']} trained parameters; ImageNet MobileNetV2 backbone "
+        "frozen and NOT stored here (loaded from the offline weights package).",
+        f"- Data: `edge.data.actions` fixed splits, train {r['counts']['train']} / val {r['counts']['val']} / "
+        f"test {r['counts']['test']} clips, classes {', '.join(CLASSES)} (balanced).",
+        "- Recipe: AdamW, cosine LR, cross entropy on the last step; best validation epoch kept. The no-flow "
+        "ablation (gamma = beta = 0) trains first; the two-in-one model starts from its trained parts and adds "
+        "the motion-condition branch.",
+        "",
+        "| model | val acc | test acc | take/put_back | idle/pass_by | sit_down/fall | epochs | train s |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    for name in ("noflow", "flow"):
+        m = r["results"][name]
+        p = m["test_pairs"]
+        lines.append(f"| {'two-in-one (flow)' if name == 'flow' else 'same, no flow'} | {m['best_val_acc']:.3f} | "
+                     f"{m['test_acc']:.3f} | {p['take/put_back']:.3f} | {p['idle/pass_by']:.3f} | "
+                     f"{p['sit_down/fall']:.3f} | {m['best_epoch']}/{m['epochs_run']} | {m['train_seconds']:.0f} |")
+    lines += ["", "Pair columns: accuracy on the two classes' test clips with the prediction restricted to those "
+              "two classes. Chance: 1/6 overall, 1/2 per pair.", "",
+              "Test confusion (rows true, columns predicted; order " + ", ".join(CLASSES) + "):", ""]
+    for name in ("noflow", "flow"):
+        lines.append(f"- {name}: `{json.dumps(r['results'][name]['test_confusion'])}`")
+    tmp = path.with_suffix(".md.tmp")
+    tmp.write_text("\n".join(lines) + "\n")
+    tmp.replace(path)
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--out", default="edge/weights/classifier.pt")
+    ap.add_argument("--noflow-out", default=None, help="default: <out stem>_noflow.pt")
+    ap.add_argument("--train", type=int, default=540)
+    ap.add_argument("--val", type=int, default=60)
+    ap.add_argument("--test", type=int, default=120)
+    ap.add_argument("--epochs-noflow", type=int, default=30)
+    ap.add_argument("--epochs-flow", type=int, default=6)
+    ap.add_argument("--lr", type=float, default=2e-3)
+    ap.add_argument("--batch", type=int, default=16)
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--cache", default="/tmp/edge_classifier_cache", help="'' disables the cache")
+    ap.add_argument("--eval-only", action="store_true",
+                    help="only evaluate the saved --out/--noflow-out checkpoints on short test windows")
+    ap.add_argument("--time-budget", type=float, default=420.0, help="seconds per model, checked per epoch")
+    args = ap.parse_args(argv)
+    torch.set_num_threads(args.threads)
+    t_all = time.time()
+    out = Path(args.out)
+    noflow_out = Path(args.noflow_out) if args.noflow_out else out.with_name(out.stem + "_noflow.pt")
+    cache = Path(args.cache) if args.cache else None
+    if args.eval_only:
+        return eval_only(out, noflow_out, args.test, cache)
+
+    torch.manual_seed(args.seed)
+    base = TwoInOne(ClassifierConfig(use_flow=False))
+    data = {s: build_split(base, s, n, cache) for s, n in (("train", args.train), ("val", args.val),
+                                                           ("test", args.test))}
+    log(f"data ready ({time.time() - t_all:.0f} s)")
+    results = {}
+
+    torch.manual_seed(args.seed)
+    noflow = base
+    rec = train(noflow, data["train"], data["val"], args.epochs_noflow, args.lr, args.batch, args.seed, "noflow",
+                args.time_budget)
+    acc, conf = evaluate(noflow, data["test"])
+    results["noflow"] = {**rec, "test_acc": acc, "test_confusion": conf.tolist(), "test_pairs": pair_accuracy(conf)}
+    log(f"noflow: test acc {acc:.3f} pairs {results['noflow']['test_pairs']}")
+
+    torch.manual_seed(args.seed)
+    flow = TwoInOne(ClassifierConfig(use_flow=True), backbone=None)
+    flow.load_state_dict(noflow.trained_state(), strict=False)  # same trained parts; mc starts at identity
+    rec = train(flow, data["train"], data["val"], args.epochs_flow, args.lr / 2, args.batch, args.seed + 1, "flow",
+                args.time_budget)
+    acc, conf = evaluate(flow, data["test"])
+    results["flow"] = {**rec, "test_acc": acc, "test_confusion": conf.tolist(), "test_pairs": pair_accuracy(conf)}
+    log(f"flow: test acc {acc:.3f} pairs {results['flow']['test_pairs']}")
+
+    # the cached path must equal the model's own forward (what export and the runtime use)
+    with torch.no_grad():
+        flow.eval()
+        idx = torch.arange(2)
+        from edge.data.actions import clip_seed, make_clip
+        rgb, fl = zip(*(clip_inputs(make_clip(clip_seed("test", int(i)), CLASSES[int(i) % len(CLASSES)],
+                                              flow.cfg.clip_len + 1, flow.cfg.size), flow.cfg.size) for i in idx))
+        full = flow(torch.from_numpy(np.stack(rgb)), torch.from_numpy(np.stack(fl)))
+        cached = clip_logits(flow, data["test"], idx)
+        err = float((full - cached).abs().max())
+        log(f"cached path vs model.forward: max abs logit difference {err:.2e} (fp16 cache)")
+
+    trained_params = sum(v.numel() for v in flow.trained_state().values() if v.is_floating_point())
+    record = {"command": "python -m edge.models.train_classifier " + " ".join(argv if argv is not None else sys.argv[1:]),
+              "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()), "threads": args.threads,
+              "seed": args.seed, "counts": {"train": args.train, "val": args.val, "test": args.test},
+              "config": {"size": flow.cfg.size, "clip_len": flow.cfg.clip_len, "reduce": flow.cfg.reduce,
+                         "hidden": flow.cfg.hidden},
+              "trained_params": trained_params, "total_seconds": time.time() - t_all,
+              "cache_vs_forward_max_abs": err, "results": results}
+    summary = {name: {"val_acc": r["best_val_acc"], "test_acc": r["test_acc"], "test_pairs": r["test_pairs"]}
+               for name, r in results.items()}
+    common = {"seed": args.seed, "how_made": record["command"], "date": record["date"],
+              "data": "edge.data.actions splits " + json.dumps(record["counts"]), "accuracy": summary,
+              "training_seconds": round(record["total_seconds"], 1)}
+    save_checkpoint(flow, out, {**common, "variant": "two_in_one"})
+    save_checkpoint(noflow, noflow_out, {**common, "variant": "no_flow"})
+    write_note(out.with_suffix(".md"), record)
+    eval_only(out, noflow_out, args.test, cache)
+    log(f"wrote {out} ({out.stat().st_size / 1e6:.2f} MB), {noflow_out}, {out.with_suffix('.md')}")
+    print(json.dumps(summary))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
