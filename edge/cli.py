@@ -1,5 +1,7 @@
-"""``edge`` command line. Each subcommand lives in ``edge/commands/<name>.py`` with
-``add_arguments(parser)`` and ``run(args) -> int``; modules load lazily so ``edge run`` never imports torch.
+"""edge: export, calibrate, build, run and benchmark video models for Jetson-class devices.
+
+Each subcommand lives in ``edge/commands/<name>.py`` with ``add_arguments(parser)`` and
+``run(args) -> int``; modules load lazily so ``edge run`` never imports torch.
 
 Exit codes: 0 ok, 1 a benchmark or check failed its tolerance, 2 bad input (one-line error on stderr),
 130 interrupted.

@@ -1,8 +1,11 @@
 """The ConvLSTMCell op as models call it (PyTorch side).
 
 ``convlstm_cell(x, h, c, weight, bias) -> (h', c')`` and the module ``ConvLSTMCell``. The semantics are
-``reference.convlstm_cell_math``; this module makes the call exportable as the custom-domain node
-``edge.ops::ConvLSTMCell`` (see ``onnx_function.py``).
+``reference.convlstm_cell_math`` (eager: plain conv + gates, differentiable). Inside
+``torch.onnx.export(dynamo=False)`` (use ``edge.kernels.onnx_functions.export_onnx``) the call becomes one
+custom-domain node ``edge.ops::ConvLSTMCell(X, H, C, W, B) -> (H_next, C_next)`` whose function body is
+Concat, Conv (``auto_pad=SAME_UPPER``: odd k, stride 1, so pads = k // 2 from W's shape), Split into 4,
+Sigmoid/Tanh, Mul/Add (``onnx_function.py``). Arguments are validated (one-line ValueError) on every path.
 """
 from __future__ import annotations
 
@@ -11,12 +14,37 @@ import math
 import torch
 from torch import nn
 
-from .reference import convlstm_cell_math
+from .reference import check_convlstm_args, convlstm_cell_math
+
+DOMAIN = "edge.ops"
+
+
+class _ConvLSTMOnnx(torch.autograd.Function):
+    """Export path: computes the reference forward, exports as one ``edge.ops::ConvLSTMCell`` node."""
+
+    @staticmethod
+    def forward(ctx, x, h, c, weight, bias):
+        return convlstm_cell_math(x, h, c, weight, bias)
+
+    @staticmethod
+    def symbolic(g, x, h, c, weight, bias):
+        h_next, c_next = g.op(f"{DOMAIN}::ConvLSTMCell", x, h, c, weight, bias, outputs=2)
+        for out in (h_next, c_next):
+            try:  # same type and shape as the state inputs
+                out.setType(c.type())
+            except Exception:
+                pass
+        return h_next, c_next
 
 
 def convlstm_cell(x: torch.Tensor, h: torch.Tensor, c: torch.Tensor, weight: torch.Tensor,
                   bias: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """One fused ConvLSTM step; gate order i, f, o, g. Returns (h', c')."""
+    check_convlstm_args(x, h, c, weight, bias)
+    if torch.onnx.is_in_onnx_export():
+        # Conv takes one element type: export everything in x's dtype
+        h, c, weight, bias = (t if t.dtype == x.dtype else t.to(x.dtype) for t in (h, c, weight, bias))
+        return _ConvLSTMOnnx.apply(x, h, c, weight, bias)
     return convlstm_cell_math(x, h, c, weight, bias)
 
 

@@ -37,7 +37,9 @@ def check_roi_pool_args(x: torch.Tensor, rois: torch.Tensor, pooled_shape, spati
 
 
 def _round_half_away(v: torch.Tensor) -> torch.Tensor:
-    return torch.sign(v) * torch.floor(v.abs() + 0.5)
+    """C ``round`` of float32 values. In float64 so ``|v| + 0.5`` cannot round up (one ulp below .5)."""
+    d = v.to(torch.float64)
+    return torch.sign(d) * torch.floor(d.abs() + 0.5)
 
 
 def roi_bins(rois: torch.Tensor, pooled_shape, spatial_scale: float, height: int, width: int):
