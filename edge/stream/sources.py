@@ -1,0 +1,305 @@
+"""Frame sources for ``edge run`` (torch-free): video files, image folders, cameras, URLs, GStreamer.
+
+``open_source(spec)`` picks the kind from the spec string:
+
+- an existing directory -> ``ImageFolderSource`` (an OTB sequence folder with ``img/`` works);
+- an integer (``0``) -> camera index (live);
+- ``rtsp://``, ``http(s)://``, ``udp://``, ``tcp://`` ... -> network stream (live);
+- a string with ``!`` ending in ``appsink`` -> GStreamer pipeline, opened with ``cv2.CAP_GSTREAMER`` (live);
+- anything else -> a video file (must exist and decode, else ``FileNotFoundError``/``UserError``: exit 2).
+
+File sources end at end of stream and never drop. Live sources reopen with exponential back-off when they
+fail to open, error or disconnect, and keep going until stopped. Frames that fail to decode are skipped and
+counted in ``corrupt``.
+"""
+from __future__ import annotations
+
+import logging
+import os
+import re
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable, Iterator
+
+import numpy as np
+
+import cv2
+
+from edge.cli import UserError
+
+log = logging.getLogger("edge.stream")
+
+IMAGE_EXTS = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp", ".ppm", ".pgm")
+URL_RE = re.compile(r"^(rtsp|rtsps|rtmp|http|https|udp|tcp|srt)://", re.I)
+
+
+@dataclass
+class Frame:
+    """One captured frame. ``index`` counts frames delivered by this source (0-based, no gaps except
+    drops downstream); ``timestamp`` is seconds since the stream start (file: from the container clock
+    or index/fps; live: wall clock); ``captured`` is ``time.perf_counter()`` at capture (latency)."""
+    stream: int
+    index: int
+    timestamp: float
+    image: np.ndarray
+    captured: float
+    reconnected: bool = False        # first frame after a live source reopened
+
+
+@dataclass
+class SourceStats:
+    frames: int = 0
+    corrupt: int = 0
+    reconnects: int = 0
+    errors: list[str] = field(default_factory=list)
+
+
+class Source:
+    """Base class: ``frames(stop)`` yields ``(image, timestamp)`` until the end or ``stop`` is set."""
+    live: bool = False
+    name: str = "source"
+
+    def __init__(self) -> None:
+        self.stats = SourceStats()
+
+    def frame_size(self) -> tuple[int, int] | None:
+        """(width, height) if known before reading (files, folders); None for live sources."""
+        return None
+
+    def frames(self, stop: threading.Event) -> Iterator[tuple[np.ndarray, float]]:
+        raise NotImplementedError
+
+    def close(self) -> None:
+        pass
+
+
+def _valid(img) -> bool:
+    return isinstance(img, np.ndarray) and img.ndim == 3 and img.shape[2] == 3 and img.size > 0
+
+
+def _to_bgr(img: np.ndarray | None) -> np.ndarray | None:
+    if img is None or not isinstance(img, np.ndarray) or img.size == 0:
+        return None
+    if img.ndim == 2:
+        img = cv2.cvtColor(img, cv2.COLOR_GRAY2BGR)
+    elif img.ndim == 3 and img.shape[2] == 4:
+        img = cv2.cvtColor(img, cv2.COLOR_BGRA2BGR)
+    if img.dtype != np.uint8:
+        return None
+    return img if _valid(img) else None
+
+
+class VideoFileSource(Source):
+    """A video file decoded with OpenCV (FFmpeg). Never drops; ends at end of stream."""
+
+    MAX_CONSECUTIVE_FAILURES = 50
+
+    def __init__(self, path: str | os.PathLike) -> None:
+        super().__init__()
+        self.path = Path(path)
+        self.name = str(path)
+        if not self.path.exists():
+            raise FileNotFoundError(f"source not found: {self.path}")
+        if not self.path.is_file() or not os.access(self.path, os.R_OK):
+            raise UserError(f"source is not a readable file: {self.path}")
+        self.cap = cv2.VideoCapture(str(self.path), cv2.CAP_FFMPEG)
+        if not self.cap.isOpened():
+            raise UserError(f"cannot decode video file: {self.path}")
+        self.fps = float(self.cap.get(cv2.CAP_PROP_FPS)) or 30.0
+        self.count = int(self.cap.get(cv2.CAP_PROP_FRAME_COUNT) or 0)
+        self._size = (int(self.cap.get(cv2.CAP_PROP_FRAME_WIDTH)), int(self.cap.get(cv2.CAP_PROP_FRAME_HEIGHT)))
+        if self._size[0] <= 0 or self._size[1] <= 0:
+            raise UserError(f"video file has no decodable video stream: {self.path}")
+
+    def frame_size(self):
+        return self._size
+
+    def frames(self, stop):
+        pos, failures = 0, 0
+        while not stop.is_set():
+            ok, img = self.cap.read()
+            img = _to_bgr(img) if ok else None
+            if img is None:
+                # FFmpeg skips most broken packets itself; a failed read before the announced end is a
+                # corrupt frame: skip it (bounded) and go on.
+                if self.count and pos < self.count - 1 and failures < self.MAX_CONSECUTIVE_FAILURES:
+                    failures += 1
+                    pos += 1
+                    self.stats.corrupt += 1
+                    continue
+                return
+            failures = 0
+            msec = self.cap.get(cv2.CAP_PROP_POS_MSEC)
+            ts = msec / 1000.0 if msec and msec > 0 else pos / self.fps
+            pos += 1
+            self.stats.frames += 1
+            yield img, ts
+
+    def close(self):
+        self.cap.release()
+
+
+class ImageFolderSource(Source):
+    """A folder of images in name order (OTB sequences: the folder itself or its ``img/``)."""
+
+    def __init__(self, path: str | os.PathLike, fps: float = 30.0) -> None:
+        super().__init__()
+        root = Path(path)
+        if (root / "img").is_dir():
+            root = root / "img"
+        self.path, self.name, self.fps = root, str(path), fps
+        self.files = sorted(p for p in root.iterdir() if p.suffix.lower() in IMAGE_EXTS and p.is_file())
+        if not self.files:
+            raise UserError(f"no images ({', '.join(IMAGE_EXTS)}) in folder: {root}")
+        self._size = None
+        for p in self.files:            # size from the first readable image
+            img = _to_bgr(cv2.imread(str(p), cv2.IMREAD_COLOR))
+            if img is not None:
+                self._size = (img.shape[1], img.shape[0])
+                break
+        if self._size is None:
+            raise UserError(f"no readable image in folder: {root}")
+
+    def frame_size(self):
+        return self._size
+
+    def frames(self, stop):
+        for i, p in enumerate(self.files):
+            if stop.is_set():
+                return
+            img = _to_bgr(cv2.imread(str(p), cv2.IMREAD_COLOR))
+            if img is None or (img.shape[1], img.shape[0]) != self._size:
+                self.stats.corrupt += 1
+                continue
+            self.stats.frames += 1
+            yield img, i / self.fps
+
+
+class LiveSource(Source):
+    """A live stream behind ``opener() -> capture`` (``isOpened/read/release`` like ``cv2.VideoCapture``).
+
+    Open failures, read errors and disconnects close the capture and reopen it after a back-off that
+    doubles from ``backoff`` up to ``max_backoff`` seconds (reset after a good frame). A stream that ends
+    is treated as a disconnect. ``max_reconnects`` (None = forever) bounds the attempts.
+    """
+    live = True
+
+    def __init__(self, opener: Callable[[], object], name: str, backoff: float = 0.5,
+                 max_backoff: float = 8.0, max_reconnects: int | None = None,
+                 max_bad_reads: int = 5) -> None:
+        super().__init__()
+        self.opener, self.name = opener, name
+        self.backoff, self.max_backoff, self.max_reconnects = backoff, max_backoff, max_reconnects
+        self.max_bad_reads = max_bad_reads
+        self.cap = None
+        self._t0: float | None = None
+
+    def _open(self):
+        try:
+            cap = self.opener()
+        except Exception as e:     # an opener may raise (bad URL, device busy)
+            return None, f"{type(e).__name__}: {e}"
+        if cap is None or not cap.isOpened():
+            if cap is not None:
+                cap.release()
+            return None, "could not open"
+        return cap, None
+
+    def frames(self, stop):
+        delay, attempts, first = self.backoff, 0, True
+        while not stop.is_set():
+            cap, err = self._open()
+            if cap is None:
+                self._note(f"open failed ({err})", first)
+            else:
+                self.cap = cap
+                if not first:
+                    self.stats.reconnects += 1
+                    log.warning("%s: reconnected (reconnect #%d)", self.name, self.stats.reconnects)
+                bad = 0
+                while not stop.is_set():
+                    try:
+                        ok, img = cap.read()
+                    except Exception as e:
+                        ok, img = False, None
+                        log.warning("%s: read error %s", self.name, e)
+                    img = _to_bgr(img) if ok else None
+                    if img is None:
+                        if ok:            # decoded but unusable: corrupt, keep reading
+                            self.stats.corrupt += 1
+                            bad += 1
+                            if bad < self.max_bad_reads:
+                                continue
+                        break             # error / disconnect / end of stream
+                    bad, delay, attempts = 0, self.backoff, 0
+                    now = time.monotonic()
+                    if self._t0 is None:
+                        self._t0 = now
+                    self.stats.frames += 1
+                    yield img, now - self._t0
+                cap.release()
+                self.cap = None
+                if stop.is_set():
+                    return
+                self._note("stream ended or failed", first)
+            first = False
+            attempts += 1
+            if self.max_reconnects is not None and attempts > self.max_reconnects:
+                log.error("%s: giving up after %d reconnect attempts", self.name, attempts - 1)
+                return
+            stop.wait(delay)
+            delay = min(delay * 2, self.max_backoff)
+
+    def _note(self, what: str, first: bool) -> None:
+        msg = f"{self.name}: {what}; retrying"
+        self.stats.errors.append(msg)
+        log.warning(msg)
+
+    def close(self):
+        if self.cap is not None:
+            self.cap.release()
+
+
+def _gstreamer_available() -> bool:
+    info = cv2.getBuildInformation()
+    m = re.search(r"GStreamer:\s*(\S+)", info)
+    return bool(m and m.group(1).upper().startswith("YES"))
+
+
+def classify_spec(spec: str) -> str:
+    """Kind of source a spec names: ``folder``, ``camera``, ``url``, ``gstreamer`` or ``file``."""
+    s = spec.strip()
+    if "!" in s and "appsink" in s:
+        return "gstreamer"
+    if re.fullmatch(r"\d+", s):
+        return "camera"
+    if URL_RE.match(s):
+        return "url"
+    if Path(s).is_dir():
+        return "folder"
+    return "file"
+
+
+def open_source(spec: str, *, backoff: float = 0.5, max_backoff: float = 8.0,
+                max_reconnects: int | None = None, fps: float = 30.0, open_timeout: float = 10.0,
+                read_timeout: float = 5.0) -> Source:
+    """Open a source from its command-line spec (see module docstring)."""
+    kind = classify_spec(spec)
+    live = dict(backoff=backoff, max_backoff=max_backoff, max_reconnects=max_reconnects)
+    if kind == "folder":
+        return ImageFolderSource(spec, fps=fps)
+    if kind == "file":
+        return VideoFileSource(spec)
+    if kind == "camera":
+        index = int(spec)
+        return LiveSource(lambda: cv2.VideoCapture(index), f"camera {index}", **live)
+    if kind == "url":   # bounded waits so a stalled stream errors (and reconnects) instead of hanging
+        params = [cv2.CAP_PROP_OPEN_TIMEOUT_MSEC, int(open_timeout * 1000),
+                  cv2.CAP_PROP_READ_TIMEOUT_MSEC, int(read_timeout * 1000)]
+        return LiveSource(lambda: cv2.VideoCapture(spec, cv2.CAP_FFMPEG, params), spec, **live)
+    if not _gstreamer_available():
+        raise UserError("this OpenCV build has no GStreamer support (cv2.getBuildInformation(): "
+                        "GStreamer NO); on a Jetson use the JetPack OpenCV or build OpenCV with GStreamer")
+    return LiveSource(lambda: cv2.VideoCapture(spec, cv2.CAP_GSTREAMER), "gstreamer", **live)

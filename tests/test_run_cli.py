@@ -1,0 +1,145 @@
+"""``edge run`` end to end in subprocesses: every frame of a real clip, outputs readable, no torch, exit
+codes for bad input, clean SIGINT/SIGTERM on a live stream."""
+from __future__ import annotations
+
+import json
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import cv2
+import pytest
+
+from edge.assets import video_clip
+from test_stream_helpers import MJPEGServer, read_clip
+
+CLIP = video_clip("carphone_pristine.mp4")
+PY = sys.executable
+# run the CLI and report whether torch got imported into that process
+RUNNER = ("import sys; from edge.cli import main; rc = main(sys.argv[1:]); "
+          "print('TORCH_LOADED', 'torch' in sys.modules, file=sys.stderr); sys.exit(rc)")
+
+
+def edge_run(*args, timeout=120):
+    return subprocess.run([PY, "-c", RUNNER, "run", *map(str, args)], capture_output=True, text=True,
+                          timeout=timeout)
+
+
+def video_frames(path) -> int:
+    cap = cv2.VideoCapture(str(path))
+    n = 0
+    while cap.read()[0]:
+        n += 1
+    cap.release()
+    return n
+
+
+def jsonl(path) -> list[dict]:
+    return [json.loads(line) for line in Path(path).read_text().splitlines()]
+
+
+def test_run_file_writes_every_frame_without_torch(tmp_path):
+    out, ev = tmp_path / "out.mp4", tmp_path / "events.jsonl"
+    p = edge_run("--source", CLIP, "--out-video", out, "--events", ev, "--status-interval", "0")
+    assert p.returncode == 0, p.stderr
+    assert "TORCH_LOADED False" in p.stderr
+    assert "peak RSS:" in p.stderr
+    assert video_frames(out) == 120
+    recs = jsonl(ev)
+    frames = [r for r in recs if r["type"] == "frame"]
+    assert [r["frame"] for r in frames] == list(range(120))
+    summary = recs[-1]
+    assert summary["type"] == "summary" and summary["processed"] == 120 and summary["drops"] == 0
+    assert not list(tmp_path.glob(".*partial*"))          # temporary video renamed into place
+
+
+def test_run_image_folder_two_streams(tmp_path):
+    img = tmp_path / "Seq" / "img"
+    img.mkdir(parents=True)
+    for i, f in enumerate(read_clip(CLIP)[:12]):
+        cv2.imwrite(str(img / f"{i + 1:04d}.jpg"), f)
+    out = tmp_path / "o.avi"
+    p = edge_run("--source", tmp_path / "Seq", "--source", CLIP, "--max-frames", 12, "--out-video", out,
+                 "--events", tmp_path / "e.jsonl", "--status-interval", "0")
+    assert p.returncode == 0, p.stderr
+    assert video_frames(out) == 12 and video_frames(tmp_path / "o.1.avi") == 12
+    frames = [r for r in jsonl(tmp_path / "e.jsonl") if r["type"] == "frame"]
+    assert sorted((r["stream"], r["frame"]) for r in frames) == [(s, i) for s in (0, 1) for i in range(12)]
+
+
+@pytest.mark.parametrize("box,msg", [("150,100,60,60", "outside the 176x144 frame"),
+                                     ("10,10,0,20", "zero or negative area"),
+                                     ("-5,10,20,20", "outside"), ("1,2,3", "4 numbers")])
+def test_bad_init_box_is_one_line_error(tmp_path, box, msg):
+    p = edge_run("--source", CLIP, "--tracker", tmp_path, f"--init-box={box}")
+    assert p.returncode == 2
+    err = [ln for ln in p.stderr.splitlines() if not ln.startswith("TORCH_LOADED")]
+    assert len(err) == 1 and msg in err[0], p.stderr
+
+
+@pytest.mark.parametrize("source", ["missing.mp4", "notvideo.mp4"])
+def test_missing_or_unreadable_source_exit_2(tmp_path, source):
+    (tmp_path / "notvideo.mp4").write_text("hello")
+    p = edge_run("--source", tmp_path / source, "--events", tmp_path / "e.jsonl")
+    assert p.returncode == 2
+    err = [ln for ln in p.stderr.splitlines() if not ln.startswith("TORCH_LOADED")]
+    assert len(err) == 1 and err[0].startswith("edge run: error:"), p.stderr
+
+
+@pytest.mark.parametrize("sig,code", [(signal.SIGINT, 130), (signal.SIGTERM, 0)])
+def test_signal_mid_run_leaves_playable_video_and_complete_events(tmp_path, sig, code):
+    server = MJPEGServer(read_clip(CLIP)[:40], fps=50).start()      # a live camera that never ends
+    out, ev = tmp_path / "live.mp4", tmp_path / "live.jsonl"
+    proc = subprocess.Popen([PY, "-c", RUNNER, "run", "--source", server.url, "--out-video", str(out),
+                             "--events", str(ev), "--status-interval", "0.5"],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.time() + 30
+        while time.time() < deadline and (not ev.exists() or ev.read_text().count("\n") < 25):
+            time.sleep(0.1)
+        assert ev.exists(), "no events written"
+        proc.send_signal(sig)
+        _, err = proc.communicate(timeout=30)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        server.stop()
+    assert proc.returncode == code, err
+    assert "TORCH_LOADED False" in err
+    recs = jsonl(ev)                                               # every line parses
+    frames = [r for r in recs if r["type"] == "frame"]
+    assert len(frames) >= 25 and recs[-1]["type"] == "summary"
+    assert video_frames(out) == len(frames)                        # finalised, playable, nothing missing
+
+
+def test_run_live_source_reconnects_and_reports_it(tmp_path):
+    """The camera drops the connection every 15 frames: the run keeps going, logs each reconnect as an
+    event and still delivers --max-frames frames."""
+    server = MJPEGServer(read_clip(CLIP)[:20], fps=100, per_connection=15).start()
+    ev = tmp_path / "e.jsonl"
+    try:
+        p = edge_run("--source", server.url, "--max-frames", 40, "--events", ev, "--status-interval", "0",
+                     timeout=60)
+    finally:
+        server.stop()
+    assert p.returncode == 0, p.stderr
+    recs = jsonl(ev)
+    assert len([r for r in recs if r["type"] == "frame"]) + recs[-1]["drops"] == 40
+    rec = [r for r in recs if r["type"] == "source_reconnect"]
+    assert len(rec) >= 2 and recs[-1]["reconnects"] == len(rec)
+
+
+@pytest.mark.skipif("NONE" not in next((ln for ln in cv2.getBuildInformation().splitlines() if "GUI:" in ln), ""),
+                    reason="this OpenCV has a GUI")
+def test_display_without_gui_is_one_line_error(tmp_path):
+    p = edge_run("--source", CLIP, "--display")
+    assert p.returncode == 2
+    err = [ln for ln in p.stderr.splitlines() if not ln.startswith("TORCH_LOADED")]
+    assert len(err) == 1 and "--display needs OpenCV with GUI" in err[0], p.stderr
+
+
+def test_bad_output_folder_is_one_line_error(tmp_path):
+    p = edge_run("--source", CLIP, "--out-video", tmp_path / "nope" / "o.mp4")
+    assert p.returncode == 2 and "does not exist" in p.stderr

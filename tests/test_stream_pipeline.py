@@ -1,0 +1,171 @@
+"""The threaded pipeline: every frame of a file, drop-oldest on live sources, batching across streams,
+classifier windows against a direct computation, hysteresis events."""
+from __future__ import annotations
+
+import threading
+
+import cv2
+import numpy as np
+import pytest
+
+from edge.assets import video_clip
+from edge.classify.preprocess import FrameStream
+from edge.classify.runtime import ClassifierRuntime, Hysteresis, softmax
+from edge.stream.pipeline import Pipeline, Sink, StreamInput
+from edge.stream.sources import LiveSource, open_source
+from test_stream_helpers import LABELS, classifier_engines, read_clip
+
+CLIP = video_clip("carphone_pristine.mp4")
+
+
+class Collect(Sink):
+    def __init__(self):
+        self.results = []
+
+    def write(self, r):
+        if r.image is not None:
+            self.results.append(r)
+
+
+def direct_window_logits(frames, engines, window, stride, size=56):
+    """Reference: preprocess the whole clip in order, encode every frame, run each due window from zero."""
+    prep = FrameStream(size)
+    feats = []
+    for f in frames:
+        rgb, flow = prep(f)
+        feats.append(engines["encoder"].run({"rgb": rgb, "flow": flow})["features"])
+    step = engines["step"]
+    out = {}
+    for k in range(window - 1, len(frames), stride):
+        h = np.zeros((1, step.hidden, 7, 7), np.float32)
+        c = np.zeros_like(h)
+        for t in range(k - window + 1, k + 1):
+            o = step.run({"features": feats[t], "h": h, "c": c})
+            h, c = o["h_next"], o["c_next"]
+        out[k] = o["logits"][0]
+    return out
+
+
+def test_file_source_processes_every_frame_with_classifier_windows():
+    frames = read_clip(CLIP)
+    engines = classifier_engines(window=4, stride=3)
+    sink = Collect()
+    pipe = Pipeline([StreamInput(open_source(str(CLIP)))], classifier=ClassifierRuntime(engines), sinks=[sink])
+    summary = pipe.run()
+    assert summary[0]["processed"] == summary[0]["captured"] == 120 and summary[0]["drops"] == 0
+    assert [r.index for r in sink.results] == list(range(120))
+    assert all(np.array_equal(r.image, f) for r, f in zip(sink.results, frames))
+    ref = direct_window_logits(frames, classifier_engines(window=4, stride=3), 4, 3)
+    rt = ClassifierRuntime(engines)
+    for k, logits in ref.items():
+        p = softmax(logits.astype(np.float64))
+        r = sink.results[k]
+        assert r.label == LABELS[int(p.argmax())], k
+        assert r.label_score == pytest.approx(float(p.max()), rel=1e-4, abs=1e-5), k
+    assert sink.results[2].label is None and sink.results[3].label is not None   # first window at T-1
+    assert rt.window == 4 and rt.stride == 3
+    assert sink.results[50].attention.shape == (7, 7)
+
+
+def test_two_streams_batch_the_encoder_and_keep_separate_state():
+    frames = read_clip(CLIP)
+    engines = classifier_engines(window=4, stride=2)
+    sink = Collect()
+    rev = open_source(str(CLIP))
+    pipe = Pipeline([StreamInput(open_source(str(CLIP)), name="a"), StreamInput(rev, name="b")],
+                    classifier=ClassifierRuntime(engines), sinks=[sink], max_frames=60, max_batch=4)
+    summary = pipe.run()
+    assert [s["processed"] for s in summary] == [60, 60]
+    assert max(engines["encoder"].calls) > 1, "the encoder never saw a batch across streams"
+    ref = direct_window_logits(frames[:60], classifier_engines(window=4, stride=2), 4, 2)
+    for s in (0, 1):
+        res = [r for r in sink.results if r.stream == s]
+        assert [r.index for r in res] == list(range(60))
+        for k, logits in ref.items():
+            assert res[k].label_score == pytest.approx(float(softmax(logits.astype(np.float64)).max()),
+                                                       rel=1e-4, abs=1e-5)
+
+
+def _live_file(path, **kw):
+    return LiveSource(lambda: cv2.VideoCapture(str(path)), "live-file", max_reconnects=0, **kw)
+
+
+def test_live_source_drops_oldest_when_inference_is_slow():
+    """Capture runs at decode speed (~1000 fps); the encoder sleeps 15 ms per call: the live stream must
+    drop frames, never stall, and deliver the newest ones; every captured frame is processed or dropped."""
+    engines = classifier_engines(delay=0.015)
+    sink = Collect()
+    pipe = Pipeline([StreamInput(_live_file(CLIP))], classifier=ClassifierRuntime(engines), sinks=[sink],
+                    live_queue_size=2, max_batch=1)
+    s = pipe.run()[0]
+    assert s["captured"] == 120
+    assert s["drops"] > 0
+    assert s["processed"] + s["drops"] + _in_flight_lost(pipe) == 120
+    idx = [r.index for r in sink.results]
+    assert idx == sorted(set(idx)) and idx[-1] == 119          # order kept, the newest frame survives
+    gaps = np.diff(idx)
+    assert gaps.max() > 1
+
+
+def _in_flight_lost(pipe):
+    return 0     # frames are never lost between stages: only the capture queue drops
+
+
+def test_file_source_never_drops_with_slow_inference():
+    engines = classifier_engines(delay=0.01)
+    sink = Collect()
+    pipe = Pipeline([StreamInput(open_source(str(CLIP)))], classifier=ClassifierRuntime(engines), sinks=[sink],
+                    queue_size=2, max_batch=1, max_frames=40)
+    s = pipe.run()[0]
+    assert s["drops"] == 0 and s["processed"] == s["captured"] == 40
+    assert [r.index for r in sink.results] == list(range(40))
+
+
+def test_stop_mid_run_finishes_cleanly():
+    engines = classifier_engines(delay=0.01)
+    sink = Collect()
+    pipe = Pipeline([StreamInput(open_source(str(CLIP)))], classifier=ClassifierRuntime(engines), sinks=[sink])
+    threading.Timer(0.3, pipe.stop).start()
+    s = pipe.run()[0]
+    assert 0 < s["processed"] == s["captured"] < 120
+    assert [r.index for r in sink.results] == list(range(s["processed"]))
+
+
+def test_stage_error_aborts_and_reraises():
+    class Broken(Sink):
+        def write(self, r):
+            if r.index == 5:
+                raise RuntimeError("disk full")
+    closed = []
+
+    class Marker(Sink):
+        def close(self, pipeline):
+            closed.append(True)
+    pipe = Pipeline([StreamInput(open_source(str(CLIP)))], sinks=[Broken(), Marker()])
+    with pytest.raises(RuntimeError, match="disk full"):
+        pipe.run()
+    assert closed == [True]
+
+
+# -- hysteresis, hand-computed -------------------------------------------------------------------------
+def _run(h, seq):
+    out = []
+    for i, (label, score) in enumerate(seq):
+        out += [(e["type"], e["label"], e["frame"]) for e in h.update(label, score, i)]
+    return out
+
+
+def test_hysteresis_needs_consecutive_windows_to_start_and_end():
+    h = Hysteresis(on=0.6, off=0.4, enter=2, exit=2)
+    seq = [("take", 0.9), ("idle", 0.9), ("take", 0.7), ("take", 0.65), ("take", 0.45), ("take", 0.3),
+           ("take", 0.5), ("idle", 0.8), ("idle", 0.8)]
+    # 0: one window only; 2,3: two in a row -> start at 3; 4: 0.45 >= off keeps it; 5: below off (1),
+    # 6: back above off resets the count; 7, 8: other label twice -> end at 8
+    assert _run(h, seq) == [("action_start", "take", 3), ("action_end", "take", 8)]
+
+
+def test_hysteresis_background_never_starts_and_switch_ends_first():
+    h = Hysteresis(on=0.5, off=0.3, enter=1, exit=1)
+    seq = [("idle", 0.99), ("fall", 0.8), ("take", 0.9), ("take", 0.9)]
+    assert _run(h, seq) == [("action_start", "fall", 1), ("action_end", "fall", 2), ("action_start", "take", 2)]
+    assert h.close(9) == [{"type": "action_end", "label": "take", "frame": 9, "start_frame": 2}]
