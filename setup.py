@@ -30,8 +30,7 @@ RUNTIME = [
     "opencv-python-headless>=4.9",
     "numba>=0.60",
     "tqdm>=4.66",
-    "onnx>=1.17,<2",
-    "onnxconverter-common>=1.14",   # fp16 typing (edge calibrate)       # `edge build` on the device edits graphs (ROI split, plugin prep, fp16); torch-free
+    "onnx>=1.17,<2",                # `edge build` on the device edits graphs (ROI split, plugin prep, fp16)
 ]
 # Workstation side: reference models, export, training, calibration.
 REFERENCE = [
