@@ -55,7 +55,7 @@ setup(
     package_dir=PACKAGE_DIR,
     package_data={"edge.kernels": ["*/*.cuh", "*/*.cu", "*/*.h", "*/*.cpp", "*/*.hpp",
                                    "*/plugin/*.cpp", "*/plugin/*.h", "CMakeLists.txt", "common/*"],
-                  "edge": ["data/*.json", "targets/*.json", "weights/*"]},
+                  "edge": ["tolerances.json", "data/*.json", "targets/*.json", "weights/*"]},
     install_requires=RUNTIME,
     extras_require=EXTRAS,
     entry_points={"console_scripts": ["edge=edge.cli:main"]},

@@ -1,0 +1,112 @@
+"""Benchmark report: JSON (full numbers) and a Markdown table (what a README shows); atomic writes."""
+from __future__ import annotations
+
+import math
+import os
+import platform
+import subprocess
+from datetime import datetime, timezone
+from pathlib import Path
+
+from edge.runtime.fileio import atomic_write_bytes, atomic_write_json
+
+
+def host_info() -> dict:
+    """Date, CPU model (``lscpu``), logical CPUs, onnxruntime version."""
+    cpu = platform.processor() or platform.machine()
+    try:
+        out = subprocess.run(["lscpu"], capture_output=True, text=True, timeout=5).stdout
+        cpu = next((ln.split(":", 1)[1].strip() for ln in out.splitlines() if ln.startswith("Model name")), cpu)
+    except (OSError, subprocess.SubprocessError):
+        pass
+    try:
+        import onnxruntime
+        ort = onnxruntime.__version__
+    except ImportError:  # pragma: no cover
+        ort = None
+    return {"date": datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"), "cpu": cpu,
+            "cpus": os.cpu_count(), "python": platform.python_version(), "onnxruntime": ort}
+
+
+def clean(obj):
+    """JSON-safe copy: non-finite floats become null (strict JSON has no NaN/Infinity)."""
+    if isinstance(obj, float):
+        return obj if math.isfinite(obj) else None
+    if isinstance(obj, dict):
+        return {str(k): clean(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [clean(v) for v in obj]
+    if hasattr(obj, "item") and callable(obj.item):  # numpy scalar
+        return clean(obj.item())
+    return obj
+
+
+def _f(v, fmt: str = "{:.3f}", none: str = "—") -> str:
+    return none if v is None or (isinstance(v, float) and not math.isfinite(v)) else fmt.format(v)
+
+
+def _delta(v) -> str:
+    return "" if v is None else f" ({v:+.3f})"
+
+
+def markdown(report: dict) -> str:
+    """One table per model: speed per network (median ms and speed-up vs PyTorch), end-to-end FPS, numerics,
+    task metric with delta to PyTorch, verdict."""
+    host = report.get("host", {})
+    lines = [f"# edge bench — {host.get('date', '')}", "",
+             f"CPU: {host.get('cpu', '?')}, {report.get('settings', {}).get('threads', '?')} threads "
+             f"(of {host.get('cpus', '?')} logical CPUs); onnxruntime {host.get('onnxruntime', '?')}. "
+             "Network columns: median latency per call in ms (speed-up vs PyTorch = PyTorch median / row median, "
+             "same recorded inputs, rows timed round-robin). E2E FPS: whole runtime per frame on the task data "
+             "(x = vs PyTorch); E2E vs plain ORT: what `edge build` adds over a default onnxruntime session on "
+             "the un-optimised export.", ""]
+    for model, m in report.get("models", {}).items():
+        nets = m.get("networks", [])
+        task_cols = ["AUC", "Prec@20"] if m.get("task_kind") == "tracking" else ["Top-1 acc"]
+        head = (["Row", "Backend", "Precision"] + [f"{n} ms (x)" for n in nets]
+                + ["E2E FPS (x)", "E2E vs plain ORT"] + task_cols + ["Top-1 agree", "Max abs err", "Min cos", "Verdict"])
+        lines += [f"## {model}", ""]
+        if m.get("data"):
+            lines += [f"Data: {m['data']}", ""]
+        lines += ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+        for row in m.get("rows", []):
+            speed, up = row.get("speed", {}), row.get("speedup", {})
+            cells = [row["name"], row.get("backend", ""), row.get("precision", "")]
+            for n in nets:
+                st = speed.get("networks", {}).get(n)
+                cells.append(f"{_f(st and st.get('median_ms'), '{:.2f}')} ({_f(up.get(n), '{:.1f}x', '—')})"
+                             if st else "—")
+            e2e = speed.get("end_to_end")
+            cells.append(f"{_f(e2e and e2e.get('fps'), '{:.1f}')} ({_f(up.get('end_to_end'), '{:.1f}x', '—')})"
+                         if e2e else "—")
+            cells.append(_f((row.get("vs_baseline") or {}).get("end_to_end"), "{:.2f}x"))
+            task, delta = row.get("task") or {}, row.get("delta") or {}
+            keys = ["auc", "precision20"] if m.get("task_kind") == "tracking" else ["accuracy"]
+            for k in keys:
+                cells.append(_f(task.get(k)) + _delta(delta.get(k)) if task.get(k) is not None else "—")
+            num = row.get("numerics") or {}
+            near = next((v for k, v in num.items() if k.endswith("_candidates") and isinstance(v, dict)), None)
+            agree = _f(num.get("top1_agreement"), "{:.2%}")
+            if near and num.get("top1_agreement") is not None:
+                agree += f" (box IoU≥{near['min_iou']}: {near['top1_box_agreement']:.0%})"
+            if task.get("prediction_agreement") is not None:
+                agree += f" (clips {task['prediction_agreement']:.1%})"
+            cells += [agree, _f(num.get("max_abs_err"), "{:.2e}"),
+                      _f(num.get("min_cosine"), "{:.5f}")]
+            v = row.get("verdict") or {}
+            status = v.get("status", "ref")
+            cells.append(status + (": " + "; ".join(v["failures"]) if v.get("failures") else ""))
+            lines.append("| " + " | ".join(str(c) for c in cells) + " |")
+        for note in m.get("notes", []):
+            lines += ["", f"- {note}"]
+        lines.append("")
+    lines.append(f"Overall: **{report.get('status', '?')}**")
+    return "\n".join(lines) + "\n"
+
+
+def write(report: dict, json_path: str | Path | None = None, md_path: str | Path | None = None) -> None:
+    """Write the JSON and/or Markdown report atomically (temporary file + rename)."""
+    if json_path:
+        atomic_write_json(json_path, clean(report))
+    if md_path:
+        atomic_write_bytes(md_path, markdown(report).encode())

@@ -1,0 +1,150 @@
+"""Task metrics through the shipped runtime logic (torch-free): the tracker on OTB/GOT-10k sequences
+(one-pass evaluation, got10k metrics from ``edge.eval.otb``) and the classifier on labelled clips.
+
+A task is split into ``units`` (a sequence; a group of clips) so the benchmark can run the rows in turn
+unit by unit: ``run_unit(engines, i)`` gives a partial record, ``finish(partials)`` a :class:`TaskResult`
+(metrics, per-frame wall times for end-to-end FPS, per-frame/per-clip outputs for agreement with the
+reference); ``run(engines)`` does all units of one row.
+"""
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from typing import Sequence
+
+import numpy as np
+
+from edge.runtime.base import Engines
+
+
+@dataclass
+class TaskResult:
+    metrics: dict
+    frame_times: list[float]
+    outputs: list = field(default_factory=list)
+
+
+@dataclass
+class TrackSequence:
+    """One loaded sequence: frames (HxWx3 uint8 BGR) and ground-truth boxes [N, 4] (x, y, w, h)."""
+    name: str
+    frames: list[np.ndarray]
+    gt: np.ndarray
+
+
+class TrackerTask:
+    """OTB one-pass evaluation (got10k): init on the first ground-truth box, ``update`` on every later
+    frame; success curve over IoU thresholds, precision curve over centre-error thresholds, per sequence,
+    averaged over sequences; FPS from the ``update`` wall times (images decoded beforehand)."""
+
+    def __init__(self, sequences: Sequence[TrackSequence], description: str):
+        if not sequences:
+            raise ValueError("tracker benchmark: no sequences")
+        self.sequences, self.description = list(sequences), description
+
+    @property
+    def units(self) -> int:
+        return len(self.sequences)
+
+    def run_unit(self, engines: Engines, i: int) -> tuple:
+        """One-pass run of sequence ``i``: (name, evaluation, update times, boxes)."""
+        from edge.eval import otb
+        from edge.tracking import SiameseTracker
+        seq = self.sequences[i]
+        boxes, t = otb.run_sequence(SiameseTracker(engines), seq.frames, seq.gt[0])
+        ev = otb.evaluate(boxes, seq.gt)
+        ev["fps"] = (len(t) - 1) / float(np.sum(t[1:])) if len(t) > 1 else None
+        return seq.name, ev, [float(x) for x in t[1:]], boxes      # t[0] is init, not an update
+
+    def finish(self, partials: Sequence[tuple]) -> TaskResult:
+        metrics = summarize_sequences({name: ev for name, ev, _, _ in partials})
+        times = [x for _, _, t, _ in partials for x in t]
+        metrics["fps"] = len(times) / sum(times) if times else None
+        return TaskResult(metrics, times, [b for *_, b in partials])
+
+    def run(self, engines: Engines) -> TaskResult:
+        return self.finish([self.run_unit(engines, i) for i in range(self.units)])
+
+    def agreement(self, result: TaskResult, ref: TaskResult) -> dict:
+        """Mean per-frame IoU of this row's boxes with the reference's boxes (1 = identical tracks)."""
+        from edge.eval import otb
+        ious = np.concatenate([otb.iou(a[1:], b[1:]) for a, b in zip(result.outputs, ref.outputs)])
+        return {"box_iou_vs_reference": float(ious.mean()) if ious.size else None}
+
+
+def summarize_sequences(evals: dict[str, dict]) -> dict:
+    """got10k's OTB report over sequences: success and precision curves averaged over sequences (each
+    from ``edge.eval.otb.evaluate``), AUC = mean of the averaged success curve, precision = its value at
+    20 px."""
+    if not evals:
+        raise ValueError("no sequences evaluated")
+    s_curve = np.mean([e["success_curve"] for e in evals.values()], axis=0)
+    p_curve = np.mean([e["precision_curve"] for e in evals.values()], axis=0)
+    return {"auc": float(np.mean(s_curve)), "precision20": float(p_curve[20]),
+            "success_curve": s_curve.tolist(), "precision_curve": p_curve.tolist(),
+            "sequences": {name: {"auc": float(e["auc"]), "precision20": float(e["precision"]),
+                                 "frames": int(len(e["ious"])), "fps": e.get("fps")}
+                          for name, e in evals.items()}}
+
+
+@dataclass
+class LabelledClip:
+    """One labelled clip: frames (HxWx3 uint8 BGR, T+1 of them) and its class index."""
+    name: str
+    frames: list[np.ndarray]
+    label: int
+
+
+class ClassifierTask:
+    """Top-1 accuracy on labelled clips through ``edge.classify.runtime.ClassifierRuntime``: per clip, DIS
+    flow and the encoder on each frame (the first frame only seeds the flow), then one window of T steps
+    from zero state. End-to-end time per frame = (flow + encoder for every frame + the window) / T."""
+
+    per_unit = 10
+
+    def __init__(self, clips: Sequence[LabelledClip], description: str):
+        if not clips:
+            raise ValueError("classifier benchmark: no clips")
+        self.clips, self.description = list(clips), description
+
+    @property
+    def units(self) -> int:
+        return -(-len(self.clips) // self.per_unit)
+
+    def run(self, engines: Engines) -> TaskResult:
+        return self.finish([self.run_unit(engines, i) for i in range(self.units)])
+
+    def finish(self, partials: Sequence[tuple]) -> TaskResult:
+        preds = [k for p, _, _ in partials for k in p]
+        times = [x for _, t, _ in partials for x in t]
+        correct = sum(c for *_, c in partials)
+        metrics = {"accuracy": correct / len(preds), "fps": len(times) / sum(times) if times else None,
+                   "clips": len(preds)}
+        return TaskResult(metrics, times, preds)
+
+    def run_unit(self, engines: Engines, i: int) -> tuple:
+        """Clips ``i * per_unit ...``: (predicted classes, per-frame times, number correct)."""
+        from edge.classify.runtime import ClassifierRuntime
+        rt = ClassifierRuntime(engines)
+        preds, times, correct = [], [], 0
+        for clip in self.clips[i * self.per_unit:(i + 1) * self.per_unit]:
+            stream = rt.new_stream()
+            t0 = time.perf_counter()
+            feats = []
+            for j, frame in enumerate(clip.frames):      # one stream: batch 1 per frame, as ``edge run``
+                feed = rt.prepare(stream, frame)
+                if j:
+                    feats.append(rt.encode([feed])[0][0])
+            logits = np.asarray(rt.classify([feats[-rt.window:]])).reshape(-1)
+            dt = time.perf_counter() - t0
+            n = max(len(clip.frames) - 1, 1)
+            times.extend([dt / n] * n)
+            k = int(np.argmax(logits))
+            preds.append(k)
+            correct += int(k == clip.label)
+        return preds, times, correct
+
+    def agreement(self, result: TaskResult, ref: TaskResult) -> dict:
+        """Fraction of clips whose predicted class equals the reference's."""
+        same = [a == b for a, b in zip(result.outputs, ref.outputs)]
+        return {"prediction_agreement": float(np.mean(same)) if same else None}

@@ -1,0 +1,134 @@
+"""``edge bench`` end to end on tiny engines: export -> build cpu -> bench with the PyTorch reference, the
+plain-onnxruntime baseline, generated OTB sequences and labelled clips; reports, plots and exit codes."""
+import json
+
+import numpy as np
+import pytest
+
+import test_bench_standin_classifier as tiny_classifier
+import test_bench_standin_tracker as tiny_tracker
+from edge.cli import main
+
+
+@pytest.fixture(scope="module")
+def engines(tmp_path_factory):
+    from edge.export.onnx_export import export_model
+    root = tmp_path_factory.mktemp("bench_e2e")
+    out = {}
+    for name, mod in (("tracker", tiny_tracker), ("classifier", tiny_classifier)):
+        export_model(mod, root / "export" / name, seed=0, log=lambda m: None)
+        eng = root / "engines" / f"{name}-cpu-fp32"
+        assert main(["build", str(root / "export" / name), "--target", "cpu", "-o", str(eng)]) == 0
+        out[name] = eng
+    # data: one generated OTB sequence (12 frames) and 6 labelled clips (one per class)
+    from edge.data.actions import write_clips
+    from edge.data.tracking_gen import render_sequence, write_sequence
+    write_sequence(render_sequence(7, length=12), root / "otb")
+    write_clips(root / "clips", "test", count=6)
+    return root, out
+
+
+def bench(root, engine_dirs, *extra):
+    argv = ["bench", *map(str, engine_dirs), "--data", str(root / "otb"), str(root / "clips"),
+            "--samples", "12", "--duration", "0.05", "--threads", "1", *extra]
+    return main(argv)
+
+
+@pytest.mark.slow
+def test_bench_end_to_end(engines, tmp_path, capsys):
+    pytest.importorskip("edge.data.sequences", reason="needs H3's OTB/GOT-10k readers")
+    root, eng = engines
+    rc = bench(root, [eng["tracker"], eng["classifier"]], "--json", str(tmp_path / "r.json"),
+               "--markdown", str(tmp_path / "r.md"), "--plots", str(tmp_path / "plots"))
+    printed = capsys.readouterr().out
+    assert rc == 0, printed
+    rep = json.loads((tmp_path / "r.json").read_text())
+    assert rep["status"] == "pass" and set(rep["models"]) == {"tracker", "classifier"}
+    for model, sec in rep["models"].items():
+        names = [r["name"] for r in sec["rows"]]
+        assert names == ["pytorch", "onnxruntime-plain", f"{model}-cpu-fp32"], names
+        for r in sec["rows"][1:]:
+            # same weights, fp32: identical decisions on identical inputs, tiny errors
+            assert r["numerics"]["top1_agreement"] == 1.0 and r["numerics"]["max_abs_err"] < 1e-3
+            assert r["verdict"]["status"] == "pass", r["verdict"]
+            assert r["speed"]["end_to_end"]["fps"] > 0 and r["speedup"]["end_to_end"] > 0
+        eng_row, base_row = sec["rows"][2], sec["rows"][1]
+        assert eng_row["vs_baseline"]["end_to_end"] == pytest.approx(
+            eng_row["speed"]["end_to_end"]["fps"] / base_row["speed"]["end_to_end"]["fps"])
+    trk = rep["models"]["tracker"]["rows"]
+    ref_task, eng_task = trk[0]["task"], trk[2]["task"]
+    assert len(ref_task["success_curve"]) == 21 and len(ref_task["precision_curve"]) == 51
+    assert ref_task["auc"] == pytest.approx(np.mean(ref_task["success_curve"]))
+    assert ref_task["precision20"] == pytest.approx(ref_task["precision_curve"][20])
+    assert trk[2]["delta"]["auc"] == pytest.approx(eng_task["auc"] - ref_task["auc"])
+    assert rep["models"]["tracker"]["samples"]["search"] == 11          # one search per tracked frame
+    assert trk[2]["numerics"]["search_candidates"]["top1_box_agreement"] == 1.0
+    cls = rep["models"]["classifier"]["rows"]
+    assert cls[0]["task"]["clips"] == 6 and cls[2]["task"]["prediction_agreement"] == 1.0
+    md = (tmp_path / "r.md").read_text()
+    assert md == printed and "| tracker-cpu-fp32 |" in md
+    assert sorted(p.name for p in (tmp_path / "plots").iterdir()) == [
+        "classifier_latency.png", "fps.png", "tracker_latency.png", "tracker_otb.png"]
+
+
+def test_bench_exit_codes(engines, tmp_path, capsys):
+    root, eng = engines
+    # a tolerance no engine can meet -> the row fails -> exit code 1 (classifier only: fast)
+    strict = tmp_path / "strict.json"
+    strict.write_text(json.dumps({"fp32": {"min_cosine": 1.5}}))
+    assert bench(root, [eng["classifier"]], "--tolerances", str(strict), "--no-baseline",
+                 "--json", str(tmp_path / "fail.json")) == 1
+    rep = json.loads((tmp_path / "fail.json").read_text())
+    row = rep["models"]["classifier"]["rows"][1]
+    assert rep["status"] == "fail" and row["verdict"]["status"] == "fail"
+    assert "min cosine" in row["verdict"]["failures"][0]
+    # bad input: one-line error, exit 2, nothing written
+    assert main(["bench", str(tmp_path / "missing"), "--json", str(tmp_path / "x.json")]) == 2
+    assert not (tmp_path / "x.json").exists()
+    bad = tmp_path / "bad.json"
+    bad.write_text("{oops")
+    assert bench(root, [eng["classifier"]], "--tolerances", str(bad)) == 2
+    err = capsys.readouterr().err
+    assert "not valid JSON" in err
+
+
+def test_engines_from_other_weights_fail(engines, tmp_path):
+    """A checkpoint retrained after export: the reference now differs from the engines -> exit 1, said why."""
+    import torch
+    from edge.export.onnx_export import export_model
+    root, _ = engines
+    ckpt = tmp_path / "tiny.pt"
+    torch.save(tiny_classifier.build_classifier().state_dict(), ckpt)
+    export_model(tiny_classifier, tmp_path / "export", weights=str(ckpt), seed=0, log=lambda m: None)
+    assert main(["build", str(tmp_path / "export"), "--target", "cpu", "-o", str(tmp_path / "eng")]) == 0
+    assert bench(root, [tmp_path / "eng"], "--no-baseline", "--max-clips", "2") == 0     # same weights: pass
+    retrained = {k: v + 0.01 for k, v in torch.load(ckpt, weights_only=True).items()}
+    torch.save(retrained, ckpt)
+    assert bench(root, [tmp_path / "eng"], "--no-baseline", "--max-clips", "2",
+                 "--json", str(tmp_path / "r.json")) == 1
+    row = json.loads((tmp_path / "r.json").read_text())["models"]["classifier"]["rows"][1]
+    assert "other weights than the PyTorch reference" in row["verdict"]["failures"][0]
+
+
+def test_data_folders_otb_got10k_and_clips(tmp_path):
+    """--data: OTB and GOT-10k sequence folders (a GOT-10k test sequence without per-frame ground truth is
+    skipped, said so), labelled clip folders; bad labels are a one-line error."""
+    from edge.bench import data
+    from edge.data.actions import CLASSES, write_clips
+    from edge.data.tracking_gen import render_sequence, write_sequence
+    seq = render_sequence(3, length=6)
+    write_sequence(seq, tmp_path / "otb")
+    got = write_sequence(seq, tmp_path / "got", fmt="got10k")
+    test_split = write_sequence(render_sequence(4, length=4), tmp_path / "got", fmt="got10k")
+    (test_split / "groundtruth.txt").write_text("10,10,20,20\n")     # GOT-10k test split: first box only
+    said = []
+    loaded = data.load_sequences([tmp_path / "otb", tmp_path / "got"], max_frames=5, log=said.append)
+    assert [len(s.frames) for s in loaded] == [5, 5] and loaded[0].gt.shape == (5, 4)
+    np.testing.assert_allclose(loaded[1].gt, seq.boxes[:5], atol=1e-3)
+    assert len(said) == 1 and test_split.name in said[0]
+    assert not data.is_clip_folder(got)
+    write_clips(tmp_path / "clips", "test", count=2)
+    clips = data.load_clips(tmp_path / "clips", CLASSES)
+    assert [c.label for c in clips] == [0, 1] and len(clips[0].frames) == 9
+    with pytest.raises(ValueError, match="not classes of the model"):
+        data.load_clips(tmp_path / "clips", ["take", "fall"])

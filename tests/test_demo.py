@@ -1,0 +1,77 @@
+"""``edge demo`` pieces (the full demo is too slow for the suite; the lead runs ``make demo``): stage runner
+with logs, "not yet" for missing commands, failure reporting, the real ``edge run`` stage on bikes.mp4 with
+tiny engines, and the summary table."""
+import json
+
+import pytest
+
+import test_bench_standin_classifier as tiny_classifier
+import test_bench_standin_tracker as tiny_tracker
+from edge.cli import main
+from edge.commands import demo
+
+
+def test_missing_command_is_not_yet(tmp_path, capsys):
+    d = demo.Demo(tmp_path)
+    assert d.edge("calibrate-x", ["nosuchcommand", "arg"]) is None
+    assert d.stages == [("calibrate-x", "not yet", 0.0, "`edge nosuchcommand` (nosuchcommand command not in this checkout)")]
+    assert not d.failed and "not yet: `edge nosuchcommand`" in capsys.readouterr().out
+
+
+def test_failing_stage_is_logged_and_fails_the_demo(tmp_path, capsys):
+    d = demo.Demo(tmp_path)
+    rc = d.edge("bench", ["bench", str(tmp_path / "no_such_engine")])
+    assert rc == 2 and d.failed and d.stages[0][1] == "exit 2"
+    log = (tmp_path / "logs" / "bench.log").read_text()
+    assert "engine folder not found" in log or "not found" in log
+    assert "| edge bench: error" in capsys.readouterr().out          # the log's tail is shown
+
+
+@pytest.fixture(scope="module")
+def tiny_engines(tmp_path_factory):
+    from edge.export.onnx_export import export_model
+    root = tmp_path_factory.mktemp("demo")
+    eng = {}
+    for name, mod in (("tracker", tiny_tracker), ("classifier", tiny_classifier)):
+        export_model(mod, root / "export" / name, seed=0, log=lambda m: None)
+        out = root / "engines" / f"{name}-cpu-fp32"
+        assert main(["build", str(root / "export" / name), "--target", "cpu", "-o", str(out)]) == 0
+        eng[name] = {"fp32": out}
+    return root, eng
+
+
+def test_run_stage_on_the_real_clip(tiny_engines, tmp_path):
+    pytest.importorskip("edge.commands.run", reason="needs H6's edge run")
+    _, eng = tiny_engines
+    d = demo.Demo(tmp_path)
+    info = demo._run_loop(d, eng, frames=12)
+    assert d.stages[0][:2] == ("run", "ok"), (tmp_path / "logs" / "run.log").read_text()
+    assert info["processed"] == 12 and info["fps"] > 0 and info["torch_imported"] == "no"
+    assert (tmp_path / "run" / "bikes_overlay.mp4").stat().st_size > 0
+    events = [json.loads(line) for line in (tmp_path / "run" / "bikes_events.jsonl").read_text().splitlines()]
+    assert events, "edge run wrote no events"
+
+
+def test_summary_table_and_paths(tmp_path):
+    rows = [{"name": "pytorch", "reference": True, "verdict": {"status": "ref"},
+             "speed": {"end_to_end": {"fps": 2.0}}, "speedup": {"end_to_end": 1.0},
+             "task": {"auc": 0.5, "precision20": 0.6}},
+            {"name": "tracker-cpu-int8", "verdict": {"status": "pass"}, "numerics": {"top1_agreement": 0.98},
+             "speed": {"end_to_end": {"fps": 30.0}}, "speedup": {"end_to_end": 15.0}, "delta": {"auc": -0.02}},
+            {"name": "tracker-cpu-fp16", "verdict": {"status": "fail", "failures": ["success AUC delta -0.0500"]},
+             "speed": {}, "speedup": {}}]
+    (tmp_path / "bench").mkdir()
+    (tmp_path / "bench" / "report.json").write_text(json.dumps({"status": "pass", "models": {"tracker": {"rows": rows}}}))
+    (tmp_path / "run").mkdir()
+    video = tmp_path / "run" / "v.mp4"
+    video.write_bytes(b"x")
+    d = demo.Demo(tmp_path)
+    d.not_yet("calibrate-tracker", "`edge calibrate`")
+    text = demo.summary(d, tmp_path / "bench" / "report.json",
+                        {"video": str(video), "fps": 61.5, "processed": 250, "captured": 250,
+                         "engines": {"tracker": "e/tracker-cpu-int8"}, "torch_imported": "no"}, 300.0)
+    line = next(ln for ln in text.splitlines() if "tracker-cpu-int8" in ln and "FPS" not in ln)
+    assert "30.0" in line and "15.0x" in line and "agree 98.0%" in line and "AUC -0.020" in line
+    assert "250/250 frames at 61.5 FPS" in text and str(video) in text
+    assert "not yet: `edge calibrate`" in text and "5.0 min" in text
+    assert "FAIL tracker tracker-cpu-fp16: success AUC delta -0.0500" in text
