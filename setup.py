@@ -36,7 +36,6 @@ RUNTIME = [
 REFERENCE = [
     "torch==2.13.0",
     "onnx>=1.17,<2",
-    "onnxconverter-common>=1.14",   # fp16 typing (edge calibrate)
     "scikit-image>=0.24",
     "matplotlib>=3.8",
 ]
