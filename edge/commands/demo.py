@@ -110,7 +110,7 @@ def run(args: argparse.Namespace) -> int:
             d.skip(f"calibrate-{m}", f"reusing {path / 'calibration'}")
             calibrated[m] = True
             continue
-        rc = d.edge(f"calibrate-{m}", ["calibrate", str(path), "--frames", "48", "--flavours", "ort", "--no-fp16",
+        rc = d.edge(f"calibrate-{m}", ["calibrate", str(path), "--flavours", "ort", "--no-fp16",
                                        "--quiet"], ok_codes=(0, 1))
         # exit 1 = some network missed the calibration tolerance (still usable); a crash leaves no report
         calibrated[m] = rc in (0, 1) and (path / "calibration" / "report.json").is_file()
