@@ -26,7 +26,8 @@ from onnxruntime.quantization import (CalibrationDataReader, CalibrationMethod, 
                                       quantize_static)
 from onnxruntime.quantization.registry import QDQRegistry, QLinearOpsRegistry
 
-CUSTOM_DOMAIN = "edge.ops"
+from edge.kernels import DOMAIN as CUSTOM_DOMAIN
+
 METHODS = {"minmax": CalibrationMethod.MinMax, "entropy": CalibrationMethod.Entropy,
            "percentile": CalibrationMethod.Percentile}
 # ops that carry arithmetic worth quantizing; the "latent" ones (Relu, Reshape, MaxPool, ...) follow neighbours
@@ -78,18 +79,6 @@ class ListReader(CalibrationDataReader):
 def input_names(model: onnx.ModelProto) -> list[str]:
     inits = {i.name for i in model.graph.initializer}
     return [i.name for i in model.graph.input if i.name not in inits]
-
-
-def named(model: onnx.ModelProto) -> onnx.ModelProto:
-    """Copy of the model with every node named (exclusion lists are by node name)."""
-    m = onnx.ModelProto()
-    m.CopyFrom(model)
-    seen = set()
-    for i, n in enumerate(m.graph.node):
-        if not n.name or n.name in seen:
-            n.name = f"{n.op_type}_{i}"
-        seen.add(n.name)
-    return m
 
 
 def candidate_layers(model: onnx.ModelProto) -> list[onnx.NodeProto]:

@@ -24,10 +24,10 @@ from edge.models import registry
 from edge.models.registry import NetworkSpec
 from edge.runtime.feeds import fresh_feeds
 from edge.runtime.fileio import atomic_write_bytes, atomic_write_json, sha256_bytes, sha256_file
+from edge.kernels import DOMAIN as CUSTOM_DOMAIN
 
 FORMAT = "edge-export/1"
 DEFAULT_OPSET = 17
-CUSTOM_DOMAIN = "edge.ops"
 
 
 def to_onnx(spec: NetworkSpec, opset: int = DEFAULT_OPSET) -> onnx.ModelProto:

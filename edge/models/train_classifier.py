@@ -13,6 +13,10 @@ the CAM of the unmodulated RGB stream. Two models are trained with the same reci
 
 Model selection by validation accuracy; test accuracy reported for both. Writes the two-in-one checkpoint
 (``--out``), the no-flow one (``--noflow-out``) and a Markdown note next to ``--out``.
+
+``--resume --resume-out P`` continues training the saved ``--out`` checkpoint (cosine LR over ``--time-budget``
+seconds of wall clock); ``--compare name=path:flow|noflow ...`` compares checkpoints on ``--test`` clips, paired
+(Wilson intervals, exact McNemar test, paired bootstrap). How the committed checkpoint was made: its ``.md``.
 """
 from __future__ import annotations
 
@@ -20,6 +24,7 @@ import argparse
 import copy
 import hashlib
 import json
+import math
 import sys
 import time
 from pathlib import Path
@@ -196,6 +201,142 @@ def eval_only(out: Path, noflow_out: Path, test_count: int, cache: Path | None) 
     return 0
 
 
+def continue_training(model: TwoInOne, train_data, val_data, lr: float, bs: int, seed: int, tag: str,
+                      time_budget: float, max_epochs: int = 1000) -> dict:
+    """More training of a trained model with a cosine LR over the wall-clock budget (per batch), so the LR reaches
+    zero when the budget is spent whatever the machine load; keeps the best-validation state (the starting
+    state counts as epoch 0)."""
+    g = torch.Generator().manual_seed(seed)
+    params = [p for p in model.parameters() if p.requires_grad]
+    opt = torch.optim.AdamW(params, lr=lr, weight_decay=5e-3)
+    n = len(train_data["label"])
+    best = (evaluate(model, val_data)[0], copy.deepcopy(model.trained_state()), 0)
+    log(f"{tag} start: val {best[0]:.3f}")
+    t_start, history, done = time.time(), [], False
+    for ep in range(max_epochs):
+        model.train()
+        perm = torch.randperm(n, generator=g)
+        total, seen, t0 = 0.0, 0, time.time()
+        for i in range(0, n, bs):
+            frac = (time.time() - t_start) / time_budget
+            if frac >= 1.0:
+                done = True
+                break
+            for group in opt.param_groups:
+                group["lr"] = lr * 0.5 * (1 + math.cos(math.pi * frac))
+            idx = perm[i:i + bs]
+            loss = F.cross_entropy(clip_logits(model, train_data, idx), train_data["label"][idx])
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+            total += float(loss.detach()) * len(idx)
+            seen += len(idx)
+        val_acc, _ = evaluate(model, val_data)
+        history.append({"epoch": ep + 1, "clips": seen, "loss": total / max(1, seen), "val_acc": val_acc})
+        log(f"{tag} epoch {ep + 1} ({seen}/{n} clips): loss {total / max(1, seen):.3f}  val {val_acc:.3f}  "
+            f"({time.time() - t0:.0f} s)")
+        if val_acc > best[0]:
+            best = (val_acc, copy.deepcopy(model.trained_state()), ep + 1)
+        if done or time.time() - t_start >= time_budget:
+            break
+    model.load_state_dict(best[1], strict=False)
+    return {"best_val_acc": best[0], "best_epoch": best[2], "epochs_run": len(history),
+            "train_seconds": round(time.time() - t_start, 1), "history": history}
+
+
+def resume(args) -> int:
+    """``--resume``: continue training the saved ``--out`` (two-in-one) checkpoint on the cached train split;
+    writes to ``--resume-out`` (the committed files are not touched)."""
+    from edge.models.two_in_one import build_classifier, load_checkpoint
+    t_all = time.time()
+    model = build_classifier(args.out, use_flow=args.resume_variant == "flow")
+    data = {s: build_split(model, s, n, Path(args.cache) if args.cache else None)
+            for s, n in (("train", args.train), ("val", args.val))}
+    log(f"data ready ({time.time() - t_all:.0f} s)")
+    torch.manual_seed(args.seed)
+    rec = continue_training(model, data["train"], data["val"], args.lr, args.batch, args.seed + 2,
+                            args.resume_variant, args.time_budget, args.resume_max_epochs)
+    _, meta = load_checkpoint(args.out)
+    meta.pop("config", None)
+    meta["continued"] = {"from": str(args.out), "command": "python -m edge.models.train_classifier "
+                         + " ".join(sys.argv[1:]), "lr": args.lr, "record": rec,
+                         "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())}
+    save_checkpoint(model, args.resume_out, meta)
+    log(f"wrote {args.resume_out}: best val {rec['best_val_acc']:.3f} at epoch {rec['best_epoch']}")
+    return 0
+
+
+def wilson_interval(hits: int, n: int, z: float = 1.96) -> tuple[float, float]:
+    """95 % Wilson score interval of an accuracy ``hits / n``."""
+    if n == 0:
+        return 0.0, 1.0
+    p, d = hits / n, 1 + z * z / n
+    c, h = (p + z * z / (2 * n)) / d, z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / d
+    return c - h, c + h
+
+
+def mcnemar_exact(first_ok: np.ndarray, second_ok: np.ndarray) -> tuple[int, int, float]:
+    """Paired test of two classifiers on the same clips: (clips only the first gets right, only the second,
+    two-sided exact binomial p-value on those discordant clips)."""
+    b, c = int((first_ok & ~second_ok).sum()), int((~first_ok & second_ok).sum())
+    n = b + c
+    p = sum(math.comb(n, i) for i in range(min(b, c) + 1)) / 2 ** n if n else 1.0
+    return b, c, min(1.0, 2 * p)
+
+
+def paired_bootstrap(first_ok: np.ndarray, second_ok: np.ndarray, reps: int = 10000, seed: int = 0):
+    """95 % bootstrap interval (clips resampled, pairs kept) of accuracy(second) - accuracy(first)."""
+    idx = np.random.default_rng(seed).integers(0, len(first_ok), (reps, len(first_ok)))
+    d = second_ok[idx].mean(1) - first_ok[idx].mean(1)
+    return float(np.quantile(d, 0.025)), float(np.quantile(d, 0.975))
+
+
+def compare(specs: list[str], count: int, cache: Path | None, windows=(8, 4), fresh_from: int = 120) -> dict:
+    """``--compare``: checkpoints ``name=path:flow|noflow`` on test clips 0..count-1 (last k frames for each k
+    in ``windows``): accuracy with Wilson intervals (all clips and clips >= ``fresh_from``, which no earlier
+    run evaluated), pair accuracies, confusion, and paired McNemar / bootstrap comparisons of every pair."""
+    from edge.models.two_in_one import build_classifier
+    models = {}
+    for spec in specs:
+        name, rest = spec.split("=", 1)
+        path, variant = rest.rsplit(":", 1)
+        models[name] = build_classifier(path, use_flow=variant == "flow")
+    data = build_split(next(iter(models.values())), "test", count, cache)
+    labels, t = data["label"].numpy(), data["cam"].shape[1]
+    subsets = {"all": slice(0, count), f"test {fresh_from}..{count - 1}": slice(fresh_from, count)}
+    out: dict = {"count": count, "models": {}, "paired": {}}
+    ok = {}
+    for k in windows:
+        sub = {key: (v[:, t - k:] if key != "label" else v) for key, v in data.items()}
+        for name, model in models.items():
+            model.eval()
+            with torch.no_grad():
+                pred = torch.cat([clip_logits(model, sub, torch.arange(i, min(count, i + 24))).argmax(1)
+                                  for i in range(0, count, 24)]).numpy()
+            ok[name, k] = pred == labels
+            conf = np.zeros((len(CLASSES), len(CLASSES)), int)
+            np.add.at(conf, (labels, pred), 1)
+            rec = {s: {"acc": float(ok[name, k][sl].mean()), "n": len(ok[name, k][sl]),
+                       "ci95": wilson_interval(int(ok[name, k][sl].sum()), len(ok[name, k][sl]))}
+                   for s, sl in subsets.items()}
+            out["models"][f"{name} k={k}"] = {**rec, "pairs": pair_accuracy(conf), "confusion": conf.tolist()}
+            log(f"k={k} {name}: " + "  ".join(f"{s} {r['acc']:.3f} [{r['ci95'][0]:.3f}, {r['ci95'][1]:.3f}] "
+                                              f"n={r['n']}" for s, r in rec.items())
+                + "  pairs " + json.dumps({a: round(b, 3) for a, b in pair_accuracy(conf).items()}))
+        names = list(models)
+        for i, a in enumerate(names):
+            for b in names[i + 1:]:
+                for s, sl in subsets.items():
+                    only_a, only_b, p = mcnemar_exact(ok[a, k][sl], ok[b, k][sl])
+                    lo, hi = paired_bootstrap(ok[a, k][sl], ok[b, k][sl])
+                    diff = float(ok[b, k][sl].mean() - ok[a, k][sl].mean())
+                    out["paired"][f"{b} - {a} k={k} {s}"] = {"diff": diff, "boot95": [lo, hi], "only_first": only_a,
+                                                             "only_second": only_b, "mcnemar_p": p}
+                    log(f"k={k} {s}: {b} - {a} = {diff:+.3f} (95 % [{lo:+.3f}, {hi:+.3f}]), only {a} right "
+                        f"{only_a}, only {b} right {only_b}, McNemar exact p = {p:.3g}")
+    return out
+
+
 def pair_accuracy(conf: np.ndarray) -> dict[str, float]:
     """Accuracy on each motion-defined pair: predictions restricted to the two classes of the pair."""
     out = {}
@@ -259,6 +400,14 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--cache", default="/tmp/edge_classifier_cache", help="'' disables the cache")
     ap.add_argument("--eval-only", action="store_true",
                     help="only evaluate the saved --out/--noflow-out checkpoints on short test windows")
+    ap.add_argument("--compare", nargs="+", metavar="NAME=PATH:flow|noflow", default=None,
+                    help="paired test-split comparison of checkpoints on --test clips (JSON to --compare-json)")
+    ap.add_argument("--compare-json", default=None)
+    ap.add_argument("--resume", action="store_true",
+                    help="continue training the saved --out checkpoint (cosine LR over --time-budget)")
+    ap.add_argument("--resume-out", default=None, help="where --resume writes the continued checkpoint")
+    ap.add_argument("--resume-variant", choices=("flow", "noflow"), default="flow")
+    ap.add_argument("--resume-max-epochs", type=int, default=1000)
     ap.add_argument("--time-budget", type=float, default=420.0, help="seconds per model, checked per epoch")
     args = ap.parse_args(argv)
     torch.set_num_threads(args.threads)
@@ -266,6 +415,17 @@ def main(argv: list[str] | None = None) -> int:
     out = Path(args.out)
     noflow_out = Path(args.noflow_out) if args.noflow_out else out.with_name(out.stem + "_noflow.pt")
     cache = Path(args.cache) if args.cache else None
+    if args.compare:
+        res = compare(args.compare, args.test, cache)
+        if args.compare_json:
+            tmp = Path(args.compare_json + ".tmp")
+            tmp.write_text(json.dumps(res, indent=1))
+            tmp.replace(args.compare_json)
+        return 0
+    if args.resume:
+        if not args.resume_out:
+            raise SystemExit("--resume needs --resume-out")
+        return resume(args)
     if args.eval_only:
         return eval_only(out, noflow_out, args.test, cache)
 

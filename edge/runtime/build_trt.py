@@ -23,7 +23,8 @@ import onnx
 from edge.cli import UserError
 from edge.targets import version_tuple
 
-EDGE_DOMAIN = "edge.ops"
+from edge.kernels import DOMAIN as EDGE_DOMAIN
+
 PLUGIN_OPS = ("RoiPool", "ConvLSTMCell")
 
 

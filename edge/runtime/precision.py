@@ -15,7 +15,8 @@ from typing import Iterable, Sequence
 
 import onnx
 
-CUSTOM_DOMAIN = "edge.ops"
+from edge.kernels import DOMAIN as CUSTOM_DOMAIN
+
 KEEP_FP32_OPS = ("ReduceL2", "LpNormalization", "ReduceSumSquare", "Sqrt", "Pow", "Div", "Reciprocal",
                  "Softmax", "LogSoftmax", "Exp", "MaxRoiPool", "RoiPool", "ConvLSTMCell")
 STATE_PATHS = (("c", "c_next"),)

@@ -16,7 +16,7 @@ from torch import nn
 
 from .reference import check_convlstm_args, convlstm_cell_math
 
-DOMAIN = "edge.ops"
+from edge.kernels import DOMAIN
 
 
 class _ConvLSTMOnnx(torch.autograd.Function):

@@ -22,33 +22,21 @@ import time
 import numpy as np
 from numba import njit, prange
 
+from .args import check_attributes, check_layout, check_rois
+
 _FLT_MAX = np.float32(np.finfo(np.float32).max)
 
 
 def check_roi_pool_args(x: np.ndarray, rois: np.ndarray, pooled_shape, spatial_scale) -> tuple[int, int]:
     """Validate arguments; raise ValueError with a one-line message. Returns (pooled_h, pooled_w)."""
     x, rois = np.asarray(x), np.asarray(rois)
-    if x.ndim != 4:
-        raise ValueError(f"roi_pool: features must be [N, C, H, W], got rank {x.ndim}")
-    if rois.ndim != 2 or rois.shape[1] != 5:
-        raise ValueError(f"roi_pool: rois must be [R, 5] (batch, x1, y1, x2, y2), got {tuple(rois.shape)}")
+    check_layout(x.shape, rois.shape)
     if x.dtype not in (np.float32, np.float16) or rois.dtype.kind != "f":
         raise ValueError(f"roi_pool: features must be float32/float16 and rois floating point, "
                          f"got {x.dtype} and {rois.dtype}")
-    try:
-        ph, pw = (int(v) for v in pooled_shape)
-    except (TypeError, ValueError):
-        raise ValueError(f"roi_pool: pooled_shape must be two integers, got {pooled_shape!r}") from None
-    if ph <= 0 or pw <= 0:
-        raise ValueError(f"roi_pool: pooled_shape must be positive, got {(ph, pw)}")
-    if not float(spatial_scale) > 0 or not math.isfinite(float(spatial_scale)):
-        raise ValueError(f"roi_pool: spatial_scale must be a finite number > 0, got {spatial_scale}")
+    ph, pw = check_attributes(pooled_shape, spatial_scale)
     if rois.shape[0]:
-        if not np.isfinite(rois).all():
-            raise ValueError("roi_pool: rois contain NaN or Inf")
-        b = rois[:, 0]
-        if (b < 0).any() or (b >= x.shape[0]).any():
-            raise ValueError(f"roi_pool: roi batch index outside [0, {x.shape[0]})")
+        check_rois(rois, x.shape[0])
     return ph, pw
 
 

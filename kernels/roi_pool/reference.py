@@ -10,29 +10,17 @@ from __future__ import annotations
 
 import torch
 
+from .args import check_attributes, check_layout, check_rois
+
 
 def check_roi_pool_args(x: torch.Tensor, rois: torch.Tensor, pooled_shape, spatial_scale) -> tuple[int, int]:
     """Validate arguments; raise ValueError with a one-line message. Returns (pooled_h, pooled_w)."""
-    if x.dim() != 4:
-        raise ValueError(f"roi_pool: features must be [N, C, H, W], got rank {x.dim()}")
-    if rois.dim() != 2 or rois.shape[1] != 5:
-        raise ValueError(f"roi_pool: rois must be [R, 5] (batch, x1, y1, x2, y2), got {tuple(rois.shape)}")
+    check_layout(x.shape, rois.shape)
     if not x.is_floating_point() or not rois.is_floating_point():
         raise ValueError(f"roi_pool: features and rois must be floating point, got {x.dtype} and {rois.dtype}")
-    try:
-        ph, pw = (int(v) for v in pooled_shape)
-    except (TypeError, ValueError):
-        raise ValueError(f"roi_pool: pooled_shape must be two integers, got {pooled_shape!r}") from None
-    if ph <= 0 or pw <= 0:
-        raise ValueError(f"roi_pool: pooled_shape must be positive, got {(ph, pw)}")
-    if not float(spatial_scale) > 0:
-        raise ValueError(f"roi_pool: spatial_scale must be > 0, got {spatial_scale}")
+    ph, pw = check_attributes(pooled_shape, spatial_scale)
     if rois.numel() and not torch.compiler.is_compiling():
-        b = rois[:, 0]
-        if not torch.isfinite(rois).all():
-            raise ValueError("roi_pool: rois contain NaN or Inf")
-        if (b < 0).any() or (b >= x.shape[0]).any():
-            raise ValueError(f"roi_pool: roi batch index outside [0, {x.shape[0]})")
+        check_rois(rois, x.shape[0])
     return ph, pw
 
 

@@ -20,7 +20,7 @@ from torch.autograd.function import once_differentiable
 
 from .reference import check_roi_pool_args, roi_pool_math
 
-DOMAIN = "edge.ops"
+from edge.kernels import DOMAIN
 
 
 class _RoiPoolNumba(torch.autograd.Function):
