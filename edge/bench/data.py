@@ -15,7 +15,8 @@ import numpy as np
 
 from edge.bench.tasks import LabelledClip, TrackSequence
 
-GEN_TRACKING = dict(count=3, length=80, seed=0)        # evaluation seeds (calibration uses 100+)
+GEN_TRACKING = dict(count=8, length=100, seed=0)       # evaluation seeds (calibration uses 100+); 2x60 frames
+# was measured too noisy for the int8 AUC tolerance (0.03): -0.035 there vs +0.010 on 8x100
 GEN_CLIPS = dict(split="test", count=120)
 
 
