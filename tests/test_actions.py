@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 
 from edge.data.actions import CLASSES, SPLIT_SIZES, clip_seed, make_clip, split_labels, write_clips
+from edge.data.sequences import read_video
 from edge.flow import DISFlow
 
 
@@ -69,14 +70,7 @@ def test_write_clips_videos_and_labels(tmp_path):
     rows = list(csv.DictReader(open(csv_path)))
     assert [r["label"] for r in rows] == split_labels("val", 3)
     for r in rows:
-        cap = cv2.VideoCapture(str(tmp_path / r["file"]))
-        frames = []
-        while True:
-            ok, f = cap.read()
-            if not ok:
-                break
-            frames.append(f)
-        cap.release()
+        frames = read_video(tmp_path / r["file"])
         assert len(frames) == 4 and frames[0].shape == (64, 64, 3)
         ref = make_clip(clip_seed("val", int(r["index"])), r["label"], 4, 64)
         assert np.abs(np.stack(frames).astype(int) - ref).mean() < 12      # MJPG is lossy

@@ -10,10 +10,10 @@ import csv
 from pathlib import Path
 from typing import Sequence
 
-import cv2
 import numpy as np
 
 from edge.bench.tasks import LabelledClip, TrackSequence
+from edge.data.sequences import read_video
 
 GEN_TRACKING = dict(count=8, length=100, seed=0)       # evaluation seeds (calibration uses 100+); 2x60 frames
 # was measured too noisy for the int8 AUC tolerance (0.03): -0.035 there vs +0.010 on 8x100
@@ -37,14 +37,7 @@ def load_clips(folder: str | Path, classes: Sequence[str], limit: int | None = N
     clips = []
     for r in rows[:limit]:
         path = folder / r["file"]
-        cap = cv2.VideoCapture(str(path))
-        frames = []
-        while True:
-            ok, frame = cap.read()
-            if not ok:
-                break
-            frames.append(frame)
-        cap.release()
+        frames = read_video(path)
         if len(frames) < 2:
             raise ValueError(f"clip {path} is missing or has fewer than 2 frames")
         clips.append(LabelledClip(r["file"], frames, list(classes).index(r["label"])))

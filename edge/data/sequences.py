@@ -51,6 +51,19 @@ def read_image(path: str | Path) -> np.ndarray:
 read_frame = read_image
 
 
+def read_video(path: str | Path) -> list[np.ndarray]:
+    """Every frame of a video file, decoded with OpenCV (BGR uint8); [] when it cannot be read."""
+    cap = cv2.VideoCapture(str(path))
+    frames = []
+    while True:
+        ok, frame = cap.read()
+        if not ok:
+            break
+        frames.append(frame)
+    cap.release()
+    return frames
+
+
 def read_groundtruth(path: str | Path) -> np.ndarray:
     """[N, 4] float boxes from a text file; one-line errors for a missing, empty or malformed file."""
     path = Path(path)
