@@ -262,7 +262,7 @@ def main(argv=None) -> int:
     rows = []
     for n in args.streams:
         rows.append(measure(n, clip, args.frames, trk, cls, box, work, args.repeats,
-                            "engines (onnxruntime cpu fp32)"))
+                            f"engines ({trk.backend} cpu tracker {trk.precision}, classifier {cls.precision})"))
     live = [live_latency(clip, fps, args.frames, trk, cls, box, work) for fps in args.live_fps]
     if args.reference_frames:
         from edge.models.registry import torch_engines   # the PyTorch reference behind the same interface
