@@ -116,6 +116,15 @@ def evaluate(model: TwoInOne, data: dict[str, torch.Tensor], bs: int = 32) -> tu
     return float(np.trace(conf) / max(1, n)), conf
 
 
+def _train_batch(model: TwoInOne, opt: torch.optim.Optimizer, train_data, idx: torch.Tensor) -> float:
+    """One optimiser step on the clips ``idx``; returns the summed loss of the batch."""
+    loss = F.cross_entropy(clip_logits(model, train_data, idx), train_data["label"][idx])
+    opt.zero_grad()
+    loss.backward()
+    opt.step()
+    return float(loss.detach()) * len(idx)
+
+
 def train(model: TwoInOne, train_data, val_data, epochs: int, lr: float, bs: int, seed: int, tag: str,
           time_budget: float) -> dict:
     """Adam on the trainable parts; keeps the best-validation state. Returns the training record."""
@@ -133,11 +142,7 @@ def train(model: TwoInOne, train_data, val_data, epochs: int, lr: float, bs: int
         total, t0 = 0.0, time.time()
         for i in range(0, n, bs):
             idx = perm[i:i + bs]
-            loss = F.cross_entropy(clip_logits(model, train_data, idx), train_data["label"][idx])
-            opt.zero_grad()
-            loss.backward()
-            opt.step()
-            total += float(loss.detach()) * len(idx)
+            total += _train_batch(model, opt, train_data, idx)
         sched.step()
         val_acc, _ = evaluate(model, val_data)
         history.append({"epoch": ep + 1, "loss": total / n, "val_acc": val_acc})
@@ -225,11 +230,7 @@ def continue_training(model: TwoInOne, train_data, val_data, lr: float, bs: int,
             for group in opt.param_groups:
                 group["lr"] = lr * 0.5 * (1 + math.cos(math.pi * frac))
             idx = perm[i:i + bs]
-            loss = F.cross_entropy(clip_logits(model, train_data, idx), train_data["label"][idx])
-            opt.zero_grad()
-            loss.backward()
-            opt.step()
-            total += float(loss.detach()) * len(idx)
+            total += _train_batch(model, opt, train_data, idx)
             seen += len(idx)
         val_acc, _ = evaluate(model, val_data)
         history.append({"epoch": ep + 1, "clips": seen, "loss": total / max(1, seen), "val_acc": val_acc})
