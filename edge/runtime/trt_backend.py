@@ -68,9 +68,10 @@ class TrtEngine:
 
     def __init__(self, name: str, engine_path: Path, inputs: Sequence[TensorSpec], outputs: Sequence[TensorSpec],
                  plugin_library: str | None = None, cuda_graph: bool = False):
-        import pycuda.autoinit  # noqa: F401  (creates the context)
+        import pycuda.autoinit  # creates the context (current in this thread only)
         import pycuda.driver as cuda
         self._cuda = cuda
+        self._ctx = pycuda.autoinit.context   # pushed around every run: edge run calls from worker threads
         if plugin_library:
             ctypes.CDLL(str(plugin_library), mode=ctypes.RTLD_GLOBAL)
         trt = import_tensorrt()
@@ -103,6 +104,13 @@ class TrtEngine:
         self._graph = None
 
     def run(self, feeds: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
+        self._ctx.push()
+        try:
+            return self._run(feeds)
+        finally:
+            self._ctx.pop()
+
+    def _run(self, feeds: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
         cuda = self._cuda
         for n in (n for n in self._io if self._is_input[n]):
             if n not in feeds:
