@@ -15,7 +15,8 @@ Model selection by validation accuracy; test accuracy reported for both. Writes 
 (``--out``), the no-flow one (``--noflow-out``) and a Markdown note next to ``--out``.
 
 ``--resume --resume-out P`` continues training the saved ``--out`` checkpoint (cosine LR over ``--time-budget``
-seconds of wall clock); ``--compare name=path:flow|noflow ...`` compares checkpoints on ``--test`` clips, paired
+seconds of wall clock; ``--window-lengths 1,2,4,8`` trains each batch on the last k frames, k drawn per batch,
+and selects the epoch by mean validation accuracy over those k); ``--compare name=path:flow|noflow ...`` compares checkpoints on ``--test`` clips, paired
 (Wilson intervals, exact McNemar test, paired bootstrap). How the committed checkpoint was made: its ``.md``.
 """
 from __future__ import annotations
@@ -116,6 +117,19 @@ def evaluate(model: TwoInOne, data: dict[str, torch.Tensor], bs: int = 32) -> tu
     return float(np.trace(conf) / max(1, n)), conf
 
 
+def last_frames(data: dict[str, torch.Tensor], k: int) -> dict[str, torch.Tensor]:
+    """View of the cached tensors keeping only the last ``k`` time steps of every clip (labels unchanged)."""
+    t = data["cam"].shape[1]
+    if not 1 <= k <= t:
+        raise ValueError(f"window length {k} outside 1..{t}")
+    return {key: (v[:, t - k:] if key != "label" else v) for key, v in data.items()}
+
+
+def window_val_accuracy(model: TwoInOne, data: dict[str, torch.Tensor], lengths) -> float:
+    """Mean accuracy over the window lengths ``lengths`` (each window stepped from the zero state)."""
+    return float(np.mean([evaluate(model, last_frames(data, k))[0] for k in lengths]))
+
+
 def _train_batch(model: TwoInOne, opt: torch.optim.Optimizer, train_data, idx: torch.Tensor) -> float:
     """One optimiser step on the clips ``idx``; returns the summed loss of the batch."""
     loss = F.cross_entropy(clip_logits(model, train_data, idx), train_data["label"][idx])
@@ -207,15 +221,21 @@ def eval_only(out: Path, noflow_out: Path, test_count: int, cache: Path | None) 
 
 
 def continue_training(model: TwoInOne, train_data, val_data, lr: float, bs: int, seed: int, tag: str,
-                      time_budget: float, max_epochs: int = 1000) -> dict:
+                      time_budget: float, max_epochs: int = 1000, window_lengths: tuple[int, ...] | None = None) -> dict:
     """More training of a trained model with a cosine LR over the wall-clock budget (per batch), so the LR reaches
     zero when the budget is spent whatever the machine load; keeps the best-validation state (the starting
-    state counts as epoch 0)."""
+    state counts as epoch 0). With ``window_lengths`` each batch uses the last k frames of its clips, k drawn
+    uniformly per batch, and validation is the mean accuracy over those k."""
     g = torch.Generator().manual_seed(seed)
     params = [p for p in model.parameters() if p.requires_grad]
     opt = torch.optim.AdamW(params, lr=lr, weight_decay=5e-3)
     n = len(train_data["label"])
-    best = (evaluate(model, val_data)[0], copy.deepcopy(model.trained_state()), 0)
+    views = {k: last_frames(train_data, k) for k in window_lengths} if window_lengths else None
+
+    def val_score() -> float:
+        return window_val_accuracy(model, val_data, window_lengths) if window_lengths else evaluate(model, val_data)[0]
+
+    best = (val_score(), copy.deepcopy(model.trained_state()), 0)
     log(f"{tag} start: val {best[0]:.3f}")
     t_start, history, done = time.time(), [], False
     for ep in range(max_epochs):
@@ -230,9 +250,13 @@ def continue_training(model: TwoInOne, train_data, val_data, lr: float, bs: int,
             for group in opt.param_groups:
                 group["lr"] = lr * 0.5 * (1 + math.cos(math.pi * frac))
             idx = perm[i:i + bs]
-            total += _train_batch(model, opt, train_data, idx)
+            if views:
+                k = window_lengths[int(torch.randint(len(window_lengths), (1,), generator=g))]
+                total += _train_batch(model, opt, views[k], idx)
+            else:
+                total += _train_batch(model, opt, train_data, idx)
             seen += len(idx)
-        val_acc, _ = evaluate(model, val_data)
+        val_acc = val_score()
         history.append({"epoch": ep + 1, "clips": seen, "loss": total / max(1, seen), "val_acc": val_acc})
         log(f"{tag} epoch {ep + 1} ({seen}/{n} clips): loss {total / max(1, seen):.3f}  val {val_acc:.3f}  "
             f"({time.time() - t0:.0f} s)")
@@ -256,15 +280,28 @@ def resume(args) -> int:
     log(f"data ready ({time.time() - t_all:.0f} s)")
     torch.manual_seed(args.seed)
     rec = continue_training(model, data["train"], data["val"], args.lr, args.batch, args.seed + 2,
-                            args.resume_variant, args.time_budget, args.resume_max_epochs)
+                            args.resume_variant, args.time_budget, args.resume_max_epochs,
+                            parse_lengths(args.window_lengths) if args.window_lengths else None)
     _, meta = load_checkpoint(args.out)
     meta.pop("config", None)
     meta["continued"] = {"from": str(args.out), "command": "python -m edge.models.train_classifier "
-                         + " ".join(sys.argv[1:]), "lr": args.lr, "record": rec,
+                         + " ".join(sys.argv[1:]), "lr": args.lr, "window_lengths": args.window_lengths,
+                         "record": rec,
                          "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())}
     save_checkpoint(model, args.resume_out, meta)
     log(f"wrote {args.resume_out}: best val {rec['best_val_acc']:.3f} at epoch {rec['best_epoch']}")
     return 0
+
+
+def parse_lengths(text: str) -> tuple[int, ...]:
+    """``"1,2,4,8"`` -> (1, 2, 4, 8); a clear error for anything else."""
+    try:
+        out = tuple(int(x) for x in text.split(",") if x.strip())
+    except ValueError:
+        raise ValueError(f"window lengths must be comma-separated integers, got {text!r}") from None
+    if not out or min(out) < 1:
+        raise ValueError(f"window lengths must be positive integers, got {text!r}")
+    return out
 
 
 def wilson_interval(hits: int, n: int, z: float = 1.96) -> tuple[float, float]:
@@ -410,6 +447,10 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--resume-variant", choices=("flow", "noflow"), default="flow")
     ap.add_argument("--resume-max-epochs", type=int, default=1000)
     ap.add_argument("--time-budget", type=float, default=420.0, help="seconds per model, checked per epoch")
+    ap.add_argument("--window-lengths", default=None, metavar="K,K,...",
+                    help="--resume: train each batch on the last k frames (k drawn per batch from this list)")
+    ap.add_argument("--compare-windows", default="8,4", metavar="K,K,...",
+                    help="--compare: window lengths (last k frames) to evaluate")
     args = ap.parse_args(argv)
     torch.set_num_threads(args.threads)
     t_all = time.time()
@@ -417,7 +458,7 @@ def main(argv: list[str] | None = None) -> int:
     noflow_out = Path(args.noflow_out) if args.noflow_out else out.with_name(out.stem + "_noflow.pt")
     cache = Path(args.cache) if args.cache else None
     if args.compare:
-        res = compare(args.compare, args.test, cache)
+        res = compare(args.compare, args.test, cache, windows=parse_lengths(args.compare_windows))
         if args.compare_json:
             tmp = Path(args.compare_json + ".tmp")
             tmp.write_text(json.dumps(res, indent=1))

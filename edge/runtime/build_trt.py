@@ -129,7 +129,9 @@ def build_engine(trt, graph: bytes, net: dict, p: dict, timing_cache: Path, log=
         flags |= 1 << int(trt.NetworkDefinitionCreationFlag.EXPLICIT_BATCH)
     network = builder.create_network(flags)
     parser = trt.OnnxParser(network, logger)
-    if p["parser_plugin_override_flag"] and hasattr(trt.OnnxParserFlag, "ENABLE_PLUGIN_OVERRIDE"):
+    # the plan's version rule is an estimate: set the flag wherever this TensorRT has it (functions of plugin
+    # ops are stripped anyway, so the plugin is used either way)
+    if hasattr(trt, "OnnxParserFlag") and hasattr(trt.OnnxParserFlag, "ENABLE_PLUGIN_OVERRIDE"):
         parser.set_flag(trt.OnnxParserFlag.ENABLE_PLUGIN_OVERRIDE)
     if not parser.parse(graph):
         errs = "; ".join(str(parser.get_error(i)) for i in range(parser.num_errors))
