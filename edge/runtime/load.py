@@ -48,6 +48,6 @@ def load_engines(engine_dir: str | Path, target: str | None = None, threads: int
             nets[name] = TrtEngine(name, engine_dir / file, ins, outs, plugin, cuda_graph)
     else:
         raise fpr.EngineMismatch(f"{engine_dir}: unknown backend {backend!r}: {fpr.rebuild_hint(fp, engine_dir)}")
-    precisions = {e.get("precision") for e in fp["networks"].values()}
-    return Engines(nets, manifest, backend=backend,
-                   precision=fp["precision"] if len(precisions) <= 1 else "+".join(sorted(precisions)))
+    # what the networks were built as (an int8 build keeps a network fp32 where int8 does not pay)
+    precisions = {e.get("precision") or fp["precision"] for e in fp["networks"].values()} or {fp["precision"]}
+    return Engines(nets, manifest, backend=backend, precision="+".join(sorted(precisions)))
