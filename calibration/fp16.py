@@ -4,13 +4,12 @@ calibration); this module writes its result as a calibration artifact.
 """
 from __future__ import annotations
 
-import os
-import tempfile
 from pathlib import Path
 from typing import Sequence
 
 import onnx
 
+from edge.runtime.fileio import atomic_write_bytes
 from edge.runtime.precision import convert_fp16
 
 
@@ -23,17 +22,7 @@ def write_fp16(src: str | Path, dst: str | Path, extra_ops: Sequence[str] = ()) 
     """Convert ``src`` to ``dst`` (atomic); returns the report entry."""
     out, keep = to_fp16(onnx.load(str(src)), extra_ops)
     onnx.checker.check_model(out, full_check=True)
-    dst = Path(dst)
-    dst.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=dst.parent, prefix=f".{dst.name}.", suffix=".tmp")
-    os.close(fd)
-    try:
-        onnx.save(out, tmp)
-        os.replace(tmp, dst)
-        os.chmod(dst, 0o644)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
+    dst = atomic_write_bytes(dst, out.SerializeToString())
     ops = {n.name: n.op_type for n in out.graph.node}
     return {"file": dst.name, "kept_fp32": [{"node": k, "op": ops.get(k, "?")} for k in keep],
             "casts": sum(n.op_type == "Cast" for n in out.graph.node)}

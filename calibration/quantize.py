@@ -27,6 +27,7 @@ from onnxruntime.quantization import (CalibrationDataReader, CalibrationMethod, 
 from onnxruntime.quantization.registry import QDQRegistry, QLinearOpsRegistry
 
 from edge.kernels import DOMAIN as CUSTOM_DOMAIN
+from edge.runtime.fileio import atomic_write_bytes
 
 METHODS = {"minmax": CalibrationMethod.MinMax, "entropy": CalibrationMethod.Entropy,
            "percentile": CalibrationMethod.Percentile}
@@ -159,9 +160,7 @@ def quantize(model_path: str | Path, out_path: str | Path, flavour: str, method:
                         extra_options=extra, calibration_cache_path=str(ranges_path))
         q = onnx.load(tmp)
         _restore_custom(q, model)
-        onnx.save(q, tmp)
-        os.replace(tmp, out_path)
-        os.chmod(out_path, 0o644)
+        atomic_write_bytes(out_path, q.SerializeToString())
     finally:
         if os.path.exists(tmp):
             os.unlink(tmp)

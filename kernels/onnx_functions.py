@@ -14,13 +14,14 @@ from __future__ import annotations
 
 import io
 import os
-import tempfile
 import warnings
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 
 import onnx
 from onnx import helper
+
+from edge.runtime.fileio import atomic_write_bytes
 
 from . import DOMAIN
 from .convlstm import onnx_function as _convlstm
@@ -104,15 +105,7 @@ def strip_functions(model: onnx.ModelProto, ops: Iterable[str] | None = None) ->
 
 
 def _write_atomic(model: onnx.ModelProto, path: Path) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(fd)
-    try:
-        onnx.save(model, tmp)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    atomic_write_bytes(path, model.SerializeToString())
 
 
 def export_onnx(module, example_inputs: tuple, path: str | os.PathLike | None,

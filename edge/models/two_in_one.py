@@ -18,9 +18,8 @@ A clip = encoder on each frame + T steps from an explicit zero state (``forward`
 """
 from __future__ import annotations
 
+import io
 import math
-import os
-import tempfile
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -31,6 +30,7 @@ from torch import nn
 from edge.flow import FLOW_BOUND
 from edge.kernels.convlstm.torch_op import ConvLSTMCell
 from edge.models.mobilenet_v2 import IMAGENET_MEAN, IMAGENET_STD, STAGES, MobileNetV2, mobilenet_v2_imagenet
+from edge.runtime.fileio import atomic_write_bytes
 
 try:  # H5's registry; same dataclass shape defined locally until it exists
     from edge.models.registry import NetworkSpec
@@ -201,15 +201,9 @@ def save_checkpoint(model: TwoInOne, path: str | Path, meta: dict) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     payload = {"state_dict": model.trained_state(),
                "meta": {**meta, "config": {**asdict(model.cfg), "classes": list(model.cfg.classes)}}}
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name + ".", suffix=".tmp")
-    os.close(fd)
-    try:
-        torch.save(payload, tmp)
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
+    buf = io.BytesIO()
+    torch.save(payload, buf)
+    atomic_write_bytes(path, buf.getvalue())
 
 
 def load_checkpoint(path: str | Path) -> tuple[dict, dict]:
