@@ -27,7 +27,7 @@ def make_rois(rng: np.random.Generator, batch: int, height: int, width: int, sca
         kind = kinds[i % len(kinds)]
         b = rng.integers(0, batch)
         if kind == "inside":
-            x1, y1 = rng.uniform(0, 0.7 * wi), rng.uniform(0, 0.7 * hi)
+            x1, y1 = rng.uniform(0, 0.7 * (wi - 1)), rng.uniform(0, 0.7 * (hi - 1))
             x2, y2 = rng.uniform(x1, wi - 1), rng.uniform(y1, hi - 1)
         elif kind == "partly_outside":
             x1, y1 = rng.uniform(-0.6 * wi, 0.9 * wi), rng.uniform(-0.6 * hi, 0.9 * hi)

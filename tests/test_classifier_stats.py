@@ -36,6 +36,12 @@ def test_wilson_interval_matches_scipy(rng):
         assert 0.0 <= lo <= k / n <= hi <= 1.0
 
 
+def test_wilson_interval_all_or_nothing_is_exact():
+    for n in (1, 7, 101, 480):      # 101/101 once gave hi = 0.9999999999999998 before clamping
+        assert wilson_interval(0, n)[0] == 0.0 and wilson_interval(n, n)[1] == 1.0
+        assert wilson_interval(n, n)[0] < 1.0 and wilson_interval(0, n)[1] > 0.0
+
+
 def test_paired_bootstrap_brackets_the_difference(rng):
     first = rng.random(300) < 0.6
     second = first | (rng.random(300) < 0.3)            # second is right wherever first is, and more

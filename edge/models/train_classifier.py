@@ -310,7 +310,8 @@ def wilson_interval(hits: int, n: int, z: float = 1.96) -> tuple[float, float]:
         return 0.0, 1.0
     p, d = hits / n, 1 + z * z / n
     c, h = (p + z * z / (2 * n)) / d, z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / d
-    return c - h, c + h
+    # exact at hits = 0 or n, where c -/+ h is 0 or 1 up to rounding
+    return max(0.0, min(c - h, p)), min(1.0, max(c + h, p))
 
 
 def mcnemar_exact(first_ok: np.ndarray, second_ok: np.ndarray) -> tuple[int, int, float]:
