@@ -51,12 +51,16 @@ def test_split_equals_unsplit(model, engines, rng):
     with torch.no_grad():
         unsplit = model(img_t, box, img_s, rois).numpy()
         template = TemplateNet(model)(img_t, box)
-        split = SearchNet(model)(img_s, rois, template).numpy()
+        split, cand = (t.numpy() for t in SearchNet(model)(img_s, rois, template))
+        cand_t = TemplateNet(model)(img_s, rois).numpy()   # the search's embeddings = the template net's
     np.testing.assert_allclose(split, unsplit, rtol=1e-6, atol=1e-6)
+    np.testing.assert_allclose(cand, cand_t, rtol=1e-6, atol=1e-6)
     # and through the Engine interface the runtime uses (numpy in, numpy out)
     emb = engines["template"].run({"image": img_t.numpy(), "box": box.numpy()})["embedding"]
-    sc = engines["search"].run({"image": img_s.numpy(), "rois": rois.numpy(), "template": emb})["scores"]
+    out = engines["search"].run({"image": img_s.numpy(), "rois": rois.numpy(), "template": emb})
+    sc = out["scores"]
     assert emb.shape == (1, model.embedding_dim) and sc.shape == (NUM_CANDIDATES,)
+    assert out["embeddings"].shape == (NUM_CANDIDATES, model.embedding_dim)
     np.testing.assert_allclose(sc, unsplit, rtol=1e-6, atol=1e-6)
 
 
@@ -91,7 +95,7 @@ def test_networks_contract(model):
     specs = networks(model)
     assert set(specs) == {"template", "search"}
     assert list(specs["template"].inputs) == ["image", "box"] and specs["template"].outputs == ["embedding"]
-    assert list(specs["search"].inputs) == ["image", "rois", "template"] and specs["search"].outputs == ["scores"]
+    assert list(specs["search"].inputs) == ["image", "rois", "template"] and specs["search"].outputs == ["scores", "embeddings"]
     assert specs["search"].dynamic_axes["rois"] == {0: "rois"}
     import json
     cfg = json.loads(json.dumps(config(model)))              # JSON-serialisable
@@ -109,6 +113,24 @@ def test_tracker_beats_fixed_box_on_generated_sequence(engines, rng):
           f"fixed box AUC {fixed['auc']:.3f} P@20 {fixed['precision']:.3f}")
     assert tracked["auc"] >= fixed["auc"] + 0.2        # margins seen over 16 random seeds: >= 0.38, >= 0.68
     assert tracked["precision"] >= fixed["precision"] + 0.5
+
+
+def test_regression_reads_search_embeddings_like_a_template_pass(engines, rng):
+    """The box regression takes the best candidate's features from the search output; a manifest whose
+    search returns only scores (exports before that) re-embeds the box with the template network instead.
+    Both must give the same track."""
+    import copy
+    from edge.runtime.base import Engines
+    seq = render_sequence(int(rng.integers(0, 10_000)), length=12)
+    manifest = copy.deepcopy(engines.manifest)
+    manifest.setdefault("config", {})["networks"] = {
+        "template": {"inputs": ["image", "box"], "outputs": ["embedding"]},
+        "search": {"inputs": ["image", "rois", "template"], "outputs": ["scores"]}}
+    scores_only = Engines(engines.networks, manifest, engines.backend, engines.precision)
+    assert SiameseTracker(engines)._s_emb == "embeddings" and SiameseTracker(scores_only)._s_emb is None
+    with_emb, _ = otb.run_sequence(SiameseTracker(engines), seq.frames, seq.boxes[0])
+    re_embed, _ = otb.run_sequence(SiameseTracker(scores_only), seq.frames, seq.boxes[0])
+    np.testing.assert_allclose(with_emb, re_embed, atol=1e-3)
 
 
 def test_lost_rule_holds_box_widens_and_recovers(engines):

@@ -9,7 +9,8 @@ each flattened and L2-normalised, then concatenated. Score = inner product with 
 Two networks, as deployed trackers split it (all other tracker logic is in ``edge.tracking``):
 - ``template``: ``image`` [1,3,S,S], ``box`` [B,5] rois -> ``embedding`` [B,D] (run once at init; B = 1
   for the target, more rows give features for the optional box regression);
-- ``search``: ``image`` [1,3,S,S], ``rois`` [R,5], ``template`` [1,D] -> ``scores`` [R] (run per frame).
+- ``search``: ``image`` [1,3,S,S], ``rois`` [R,5], ``template`` [1,D] -> ``scores`` [R] and the candidates'
+  ``embeddings`` [R,D] (run per frame; the box regression reads the best row, so no second trunk pass).
 """
 from __future__ import annotations
 
@@ -73,7 +74,14 @@ class SINT(nn.Module):
         return torch.cat(parts, 1)
 
     def score(self, image: torch.Tensor, rois: torch.Tensor, template: torch.Tensor) -> torch.Tensor:
-        return torch.matmul(self.embed(image, rois), template.reshape(-1))
+        return self.score_embed(image, rois, template)[0]
+
+    def score_embed(self, image: torch.Tensor, rois: torch.Tensor,
+                    template: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """(scores [R], embeddings [R, D]). The template is a [D, 1] column: onnxruntime's MatMul by a 1-D
+        vector took 0.70 ms at R=256, D=2048 where [D, 1] takes 0.05 ms."""
+        emb = self.embed(image, rois)
+        return torch.matmul(emb, template.reshape(-1, 1)).reshape(-1), emb
 
     def forward(self, template_image: torch.Tensor, template_box: torch.Tensor, search_image: torch.Tensor,
                 rois: torch.Tensor) -> torch.Tensor:
@@ -93,14 +101,15 @@ class TemplateNet(nn.Module):
 
 
 class SearchNet(nn.Module):
-    """``image`` [1,3,S,S], ``rois`` [R,5], ``template`` [1,D] -> ``scores`` [R]."""
+    """``image`` [1,3,S,S], ``rois`` [R,5], ``template`` [1,D] -> ``scores`` [R], ``embeddings`` [R,D]."""
 
     def __init__(self, sint: SINT):
         super().__init__()
         self.sint = sint
 
-    def forward(self, image: torch.Tensor, rois: torch.Tensor, template: torch.Tensor) -> torch.Tensor:
-        return self.sint.score(image, rois, template)
+    def forward(self, image: torch.Tensor, rois: torch.Tensor,
+                template: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        return self.sint.score_embed(image, rois, template)
 
 
 def build_tracker(weights: str | None = None, crop_size: int = CROP_SIZE) -> SINT:
@@ -138,7 +147,8 @@ def networks(model: SINT) -> dict[str, NetworkSpec]:
                                 ["embedding"], {"box": {0: "boxes"}, "embedding": {0: "boxes"}},
                                 profile={"box": {0: (1, 1, MAX_TEMPLATE_BOXES)}}),
         "search": NetworkSpec(SearchNet(model).eval(), {"image": image, "rois": rois, "template": template},
-                              ["scores"], {"rois": {0: "rois"}, "scores": {0: "rois"}},
+                              ["scores", "embeddings"],
+                              {"rois": {0: "rois"}, "scores": {0: "rois"}, "embeddings": {0: "rois"}},
                               profile={"rois": {0: (1, NUM_CANDIDATES, NUM_CANDIDATES)}}),
     }
 
@@ -157,6 +167,6 @@ def config(model: SINT) -> dict:
         "max_score": float(len(model.taps)),
         "networks": {
             "template": {"inputs": ["image", "box"], "outputs": ["embedding"]},
-            "search": {"inputs": ["image", "rois", "template"], "outputs": ["scores"]},
+            "search": {"inputs": ["image", "rois", "template"], "outputs": ["scores", "embeddings"]},
         },
     }

@@ -16,7 +16,7 @@ from edge.tracking.geometry import (Crop, RidgeRegressor, apply_deltas, crop_reg
 from edge.tracking.params import TrackerParams
 
 DEFAULT_IO = {"template": {"inputs": ["image", "box"], "outputs": ["embedding"]},
-              "search": {"inputs": ["image", "rois", "template"], "outputs": ["scores"]}}
+              "search": {"inputs": ["image", "rois", "template"], "outputs": ["scores", "embeddings"]}}
 
 
 def check_image(image) -> np.ndarray:
@@ -52,6 +52,8 @@ class SiameseTracker:
         io = cfg.get("networks", DEFAULT_IO)
         self._t_in, self._t_out = io["template"]["inputs"], io["template"]["outputs"][0]
         self._s_in, self._s_out = io["search"]["inputs"], io["search"]["outputs"][0]
+        # engines exported before the search network returned its embeddings: regression re-embeds the box
+        self._s_emb = io["search"]["outputs"][1] if len(io["search"]["outputs"]) > 1 else None
         size = cfg.get("crop_size")
         if size is None:  # fall back to the template engine's image input shape
             size = engines["template"].inputs[0].shape[-1]
@@ -71,10 +73,12 @@ class SiameseTracker:
         out = self.engines["template"].run({self._t_in[0]: image_nchw, self._t_in[1]: rois})
         return np.asarray(out[self._t_out], np.float32)
 
-    def _scores(self, image_nchw: np.ndarray, rois: np.ndarray) -> np.ndarray:
+    def _search(self, image_nchw: np.ndarray, rois: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
+        """(scores [R], embeddings [R, D] or None when the engine does not return them)."""
         out = self.engines["search"].run({self._s_in[0]: image_nchw, self._s_in[1]: rois,
                                           self._s_in[2]: self.template})
-        return np.asarray(out[self._s_out], np.float32).reshape(-1)
+        emb = out.get(self._s_emb) if self._s_emb else None
+        return np.asarray(out[self._s_out], np.float32).reshape(-1), emb
 
     # -- got10k interface ---------------------------------------------------------------------------
     def init(self, image: np.ndarray, box) -> None:
@@ -112,7 +116,7 @@ class SiameseTracker:
         wh = self.box[2:] * crop.scale
         rois = sample_candidates(self.size, wh, p.num_candidates, p.num_angles, p.max_radius * min(widen, 1.5),
                                  p.scale_step)
-        scores = self._scores(patch, rois)
+        scores, embeddings = self._search(patch, rois)
         if p.scale_penalty:
             scores = scores - p.scale_penalty * (self._scale_index != 0)
         best = int(np.argmax(scores))
@@ -130,9 +134,11 @@ class SiameseTracker:
         self.box = np.concatenate([centre - size / 2, size])
         if self.regressor is None:
             return self.box.copy()
-        # SINT: report the regressed box, search the next frame from the unregressed one
-        sel = crop.to_crop(self.box)
-        delta = self.regressor(self._embed(patch, sel[None]))[0]
+        # SINT: regress the selected candidate, report the regressed box, search the next frame from the
+        # unregressed one. Its features come with the search (one trunk pass per frame).
+        sel = rois[best, 1:].astype(np.float64)
+        feat = embeddings[best:best + 1] if embeddings is not None else self._embed(patch, sel[None])
+        delta = self.regressor(np.asarray(feat, np.float64))[0]
         refined = crop.to_frame(apply_deltas(sel, np.clip(delta, -0.5, 0.5)))
         if p.carry_regression:
             c = refined[:2] + refined[2:] / 2
