@@ -104,12 +104,24 @@ def test_round_robin_same_inputs_and_failures():
     from edge.bench.timing import time_round_robin
     feeds = [{"i": np.array(k)} for k in range(3)]
     a, b, broken = Counter(), Counter(), Counter(fail_at=4)
-    res = time_round_robin([a, b, broken], feeds, warmup_runs=2, warmup_s=0.0, min_runs=7, min_s=0.0)
+    res = time_round_robin([a, b, broken], feeds, warmup_runs=2, warmup_s=0.0, min_runs=7, min_s=0.0,
+                           settle=0, block=1)
     assert res[0]["runs"] == res[1]["runs"] == 7 and len(res[0]["times_ms"]) == 7
     assert a.seen == b.seen == [0, 1] + [k % 3 for k in range(7)]      # identical inputs, same order
     assert isinstance(res[2], RuntimeError) and len(broken.seen) == 4   # 2 warm-up + 2 timed, then out
     with pytest.raises(ValueError):
         time_round_robin([a], [])
+
+
+def test_round_robin_blocks_settle_untimed():
+    """Default turns: one untimed settle call on the turn's first input, then two timed calls."""
+    from edge.bench.timing import time_round_robin
+    feeds = [{"i": np.array(k)} for k in range(3)]
+    a, b = Counter(), Counter()
+    res = time_round_robin([a, b], feeds, warmup_runs=1, warmup_s=0.0, min_runs=5, min_s=0.0)
+    # warm-up 0; turns (settle i, timed i, i+1) for i = 0, 2, 4; the last turn stops after its 1st timed call
+    want = [0] + [0, 0, 1] + [2, 2, 0] + [1, 1]
+    assert a.seen == b.seen == want and res[0]["runs"] == res[1]["runs"] == 5
 
 
 def test_round_robin_gpu_phases():
@@ -123,7 +135,8 @@ def test_round_robin_gpu_phases():
             self.last_timings = {"h2d": 0.1 * n, "compute": 2.0, "d2h": 0.05}
             return {}
     e = Phased()
-    st = time_round_robin([e], [{"i": np.array(0)}], warmup_runs=1, warmup_s=0.0, min_runs=4, min_s=0.0)[0]
+    st = time_round_robin([e], [{"i": np.array(0)}], warmup_runs=1, warmup_s=0.0, min_runs=4, min_s=0.0,
+                          settle=0, block=1)[0]
     assert st["phases"]["compute"]["median_ms"] == pytest.approx(2.0)
     assert st["phases"]["h2d"]["max_ms"] == pytest.approx(0.5)          # timed calls are calls 2..5
     assert st["phases"]["h2d"]["min_ms"] == pytest.approx(0.2) and st["phases"]["d2h"]["runs"] == 4

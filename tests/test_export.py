@@ -94,6 +94,28 @@ def test_cpu_engine_matches_pytorch(engine_dir, reference, network, rng):
     assert engines.backend == "onnxruntime" and engines.config == reference.config
 
 
+def _config(sess, key: str) -> str:
+    return sess.get_session_options().get_session_config_entry(key)
+
+
+def test_sessions_spin_only_during_a_run(engine_dir, tmp_path):
+    """The fingerprint's spin policy reaches every session; older fingerprints' bool still loads."""
+    from edge.runtime.ort_backend import SPIN_POLICY
+    fp = json.loads((engine_dir / "fingerprint.json").read_text())
+    assert fp["session"]["spin"] == SPIN_POLICY == "during_run"
+    sessions = [s for e in load_engines(engine_dir).networks.values()
+                for s in ([e.session] if hasattr(e, "session") else e.sessions.values())]
+    assert sessions and all(_config(s, "session.force_spinning_stop") == "1" and
+                            _config(s, "session.intra_op.allow_spinning") == "1" for s in sessions)
+    d = _copy(engine_dir, tmp_path)
+    fp["session"].pop("spin")
+    fp["session"]["allow_spinning"] = False
+    (d / "fingerprint.json").write_text(json.dumps(fp))
+    old = [s for e in load_engines(d).networks.values()
+           for s in ([e.session] if hasattr(e, "session") else e.sessions.values())]
+    assert all(_config(s, "session.intra_op.allow_spinning") == "0" for s in old)
+
+
 def test_rebuild_is_cache_hit_and_changed_input_rebuilds(exported, engine_dir, tmp_path, capsys):
     stamp = {p.name: p.stat().st_mtime_ns for p in engine_dir.glob("*.onnx")}
     fp = build(exported[0], "cpu", "fp32", engine_dir, threads=2)

@@ -1,4 +1,5 @@
-"""Timed engine calls: warm-up first, then per-call latency, rows interleaved round-robin (torch-free)."""
+"""Timed engine calls: warm-up first, then per-call latency, rows interleaved round-robin in short blocks
+(torch-free)."""
 from __future__ import annotations
 
 import time
@@ -10,12 +11,14 @@ from edge.bench.stats import latency_stats
 
 
 def time_round_robin(engines: Sequence, feeds: Sequence[Mapping[str, np.ndarray]], *, warmup_runs: int = 3,
-                     warmup_s: float = 0.2, min_runs: int = 10, min_s: float = 1.0, max_runs: int = 1000
-                     ) -> list[dict | Exception]:
-    """Time several engines of the same network on the same ``feeds``, one call each in turn, so that load
-    from other processes hits every row alike. Each engine: warm-up, then at least ``min_runs`` calls and
-    about ``min_s`` seconds of calls (at most ``max_runs``). An engine that raises gets its exception back
-    in its slot and leaves the rotation.
+                     warmup_s: float = 0.2, min_runs: int = 10, min_s: float = 1.0, max_runs: int = 1000,
+                     settle: int = 1, block: int = 2) -> list[dict | Exception]:
+    """Time several engines of the same network on the same ``feeds``, in turn, so that load from other
+    processes hits every row alike. A turn is ``settle`` untimed calls then ``block`` timed calls of one
+    engine: the untimed call absorbs the previous row's leftovers (onnxruntime's default sessions keep their
+    threads spinning after a call, which slowed the next row's call 1.5x here). Each engine: warm-up, then
+    at least ``min_runs`` timed calls and about ``min_s`` seconds of them (at most ``max_runs``). An engine
+    that raises gets its exception back in its slot and leaves the rotation.
 
     GPU engines may expose ``last_timings`` (ms per phase of the last call, e.g. ``{"h2d": .., "compute": ..,
     "d2h": ..}``, trtexec's host-to-device / GPU compute / device-to-host split); each phase then gets its own
@@ -39,22 +42,25 @@ def time_round_robin(engines: Sequence, feeds: Sequence[Mapping[str, np.ndarray]
     i = 0
     while live:
         for k in list(live):
-            t0 = time.perf_counter()
             try:
-                engines[k].run(feeds[i % len(feeds)])
+                for _ in range(settle):
+                    engines[k].run(feeds[i % len(feeds)])
+                for j in range(block):
+                    t0 = time.perf_counter()
+                    engines[k].run(feeds[(i + j) % len(feeds)])
+                    dt = time.perf_counter() - t0
+                    times[k].append(dt)
+                    for name, ms in (getattr(engines[k], "last_timings", None) or {}).items():
+                        phases[k].setdefault(name, []).append(float(ms) / 1e3)
+                    spent[k] += dt
+                    n = len(times[k])
+                    if n >= max_runs or (n >= min_runs and spent[k] >= min_s):
+                        live.remove(k)
+                        break
             except Exception as e:  # noqa: BLE001
                 out[k] = e
                 live.remove(k)
-                continue
-            dt = time.perf_counter() - t0
-            times[k].append(dt)
-            for name, ms in (getattr(engines[k], "last_timings", None) or {}).items():
-                phases[k].setdefault(name, []).append(float(ms) / 1e3)
-            spent[k] += dt
-            n = len(times[k])
-            if n >= max_runs or (n >= min_runs and spent[k] >= min_s):
-                live.remove(k)
-        i += 1
+        i += block
     for k, t in enumerate(times):
         if out[k] is None:
             out[k] = latency_stats(t)

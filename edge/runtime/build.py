@@ -17,7 +17,7 @@ import onnx
 
 from edge.cli import UserError
 from edge.runtime import fingerprint as fpr
-from edge.runtime.ort_backend import ALLOW_SPINNING
+from edge.runtime.ort_backend import SPIN_POLICY
 from edge.runtime.fileio import atomic_copy, atomic_write_bytes, atomic_write_json, read_json, sha256_file
 from edge.targets import get_target
 
@@ -145,7 +145,7 @@ def build(export_dir: str | Path, target: str, precision: str, out_dir: str | Pa
         "onnx_sha256": {n: net["sha256"] for n, net in manifest["networks"].items()},
         "built_at": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
         "session": ({"intra_op_num_threads": threads, "inter_op_num_threads": 1,
-                     "allow_spinning": ALLOW_SPINNING,
+                     "spin": SPIN_POLICY,
                      "execution_mode": "sequential",
                      "graph_optimization": "ORT_ENABLE_ALL applied offline; loaded with ORT_DISABLE_ALL"}
                     if backend == "onnxruntime" else {"roi_kernel": "plugin"}),

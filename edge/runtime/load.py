@@ -33,9 +33,10 @@ def load_engines(engine_dir: str | Path, target: str | None = None, threads: int
         fpr.check_cpu_device(fp, engine_dir)
         sess = fp.get("session", {})
         threads = threads or sess.get("intra_op_num_threads")
+        # fingerprints before the spin policy recorded a bool
+        spin = sess.get("spin") or ("always" if sess.get("allow_spinning") else "never")
         for name, entry in fp["networks"].items():
-            nets[name] = load_network(engine_dir, name, entry, manifest["networks"][name], threads,
-                                      spinning=bool(sess.get("allow_spinning", False)))
+            nets[name] = load_network(engine_dir, name, entry, manifest["networks"][name], threads, spin=spin)
     elif backend == "tensorrt":
         from edge.runtime.ort_backend import net_specs as specs
         from edge.runtime.trt_backend import TrtEngine, gpu_device, tensorrt_version

@@ -15,20 +15,29 @@ from edge.runtime.base import TensorSpec
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 
-#: idle onnxruntime threads busy-wait by default. Measured on 2 shared cores (classifier encoder, 2 threads):
-#: one session 17.0 ms spinning vs 12.6 ms not; two sessions alternating (tracker + classifier, or graph
-#: segments + numba) 55.9 ms vs 15.3 ms. Engines therefore do not spin; recorded in the fingerprint.
-ALLOW_SPINNING = False
+#: How idle onnxruntime worker threads wait for work (recorded in the fingerprint):
+#: ``always`` (onnxruntime's default) keeps them spinning after ``Run`` returns, stealing the cores from
+#: whatever runs next; ``never`` puts them to sleep between every operator (each op pays a wake-up);
+#: ``during_run`` spins inside a ``Run`` and stops when it returns (``session.force_spinning_stop``).
+#: Measured here (2 cores, template 2 threads alone / template + classifier encoder alternating):
+#: always 1.5-2.0 / 9.9 ms, never 2.2-3.2 / 6.2 ms, during_run 1.6-2.0 / 4.7 ms.
+SPIN_POLICIES = ("during_run", "never", "always")
+SPIN_POLICY = "during_run"
 
 
 def session(path_or_bytes, threads: int | None = None, optimized_offline: bool = True,
-            spinning: bool = ALLOW_SPINNING) -> ort.InferenceSession:
+            spin: str = SPIN_POLICY) -> ort.InferenceSession:
     """A CPU session; graphs optimised offline by ``edge build`` load with optimisations off.
-    ``spinning=False`` stops idle onnxruntime threads from busy-waiting (see ``ALLOW_SPINNING``)."""
+    ``spin``: how idle worker threads wait (see ``SPIN_POLICY``)."""
+    if spin not in SPIN_POLICIES:
+        raise ValueError(f"unknown spin policy {spin!r} (one of {', '.join(SPIN_POLICIES)})")
     opts = ort.SessionOptions()
-    if not spinning:
+    if spin == "never":
         opts.add_session_config_entry("session.intra_op.allow_spinning", "0")
         opts.add_session_config_entry("session.inter_op.allow_spinning", "0")
+    elif spin == "during_run":
+        opts.add_session_config_entry("session.intra_op.allow_spinning", "1")
+        opts.add_session_config_entry("session.force_spinning_stop", "1")
     opts.log_severity_level = 3
     if threads:
         opts.intra_op_num_threads = int(threads)
@@ -94,12 +103,12 @@ def net_specs(net: dict) -> tuple[list[TensorSpec], list[TensorSpec]]:
 
 
 def load_network(engine_dir: Path, net_name: str, entry: dict, net: dict, threads: int | None,
-                 spinning: bool = ALLOW_SPINNING):
+                 spin: str = SPIN_POLICY):
     """The runtime engine of one CPU network from its fingerprint entry."""
     ins, outs = net_specs(net)
     if entry["kind"] == "onnxruntime+numba":
-        sessions = {st["segment"]: session(engine_dir / st["file"], threads, spinning=spinning)
+        sessions = {st["segment"]: session(engine_dir / st["file"], threads, spin=spin)
                     for st in entry["stages"] if st["kind"] == "onnxruntime"}
         return SplitEngine(net_name, entry["stages"], sessions, ins, outs)
     (file,) = entry["files"]
-    return OrtEngine(net_name, session(engine_dir / file, threads, spinning=spinning), ins, outs)
+    return OrtEngine(net_name, session(engine_dir / file, threads, spin=spin), ins, outs)
