@@ -147,7 +147,7 @@ def run(args: argparse.Namespace) -> int:
         argv = ["bench", *all_engines, "--json", str(bench_json), "--markdown", str(out / "bench" / "report.md"),
                 "--plots", str(out / "bench" / "plots"), "--cache", str(out / "data")]
         if args.bench == "quick":
-            argv += ["--max-clips", "60", "--samples", "60", "--duration", "0.5"]
+            argv += ["--max-clips", "60", "--samples", "60", "--duration", "1.5"]
         bench_rc = d.edge("bench", argv, ok_codes=(0, 1))
         if bench_rc == 1:      # a finding, not a broken demo: shown loudly, `edge bench` itself exits 1
             name, _, t, log = d.stages[-1]
