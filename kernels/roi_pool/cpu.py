@@ -95,21 +95,21 @@ def _pool_roi(xt, roi, ph, pw, scale, out_r):
             out_r[c, p // pw, p % pw] = acc[p, c]
 
 
-@njit(parallel=True, cache=True, fastmath=False)
+@njit(parallel=True, nogil=True, cache=True, fastmath=False)
 def _roi_pool_nhwc(xt, rois, ph, pw, scale, out):
     """xt [N, H, W, C] float32, rois [R, 5] float32 -> out [R, C, PH, PW]; rois split over threads."""
     for r in prange(rois.shape[0]):
         _pool_roi(xt, rois[r], ph, pw, scale, out[r])
 
 
-@njit(cache=True, fastmath=False)
+@njit(nogil=True, cache=True, fastmath=False)
 def _roi_pool_nhwc_serial(xt, rois, ph, pw, scale, out):
     """Single-threaded ``_roi_pool_nhwc`` (no thread barrier: steadier on an oversubscribed CPU)."""
     for r in range(rois.shape[0]):
         _pool_roi(xt, rois[r], ph, pw, scale, out[r])
 
 
-@njit(parallel=True, cache=True, fastmath=False)
+@njit(parallel=True, nogil=True, cache=True, fastmath=False)
 def _roi_pool_argmax_nhwc(xt, rois, ph, pw, scale, out, arg):
     """As ``_roi_pool_nhwc`` plus arg [R, C, PH, PW] = flat ``y * W + x`` of the max (-1: empty bin)."""
     height, width, channels = xt.shape[1], xt.shape[2], xt.shape[3]
