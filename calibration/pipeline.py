@@ -64,8 +64,8 @@ def cpu_runners(path: str | Path, name: str, net: dict, feeds: dict, threads: in
     if has_roi_pool(model):
         ins, outs = net_specs(net)
         stages, segs = split_at_roi_pool(model)
-        eng = SplitEngine(name, stages, {k: ort_session(m.SerializeToString(), threads, optimized_offline=False)
-                                 for k, m in segs.items()}, ins, outs)
+        sessions = {k: ort_session(m.SerializeToString(), threads, optimized_offline=False) for k, m in segs.items()}
+        eng = SplitEngine(name, stages, sessions, ins, outs)
         out["split"] = lambda: eng.run(feeds)
     return out
 

@@ -16,7 +16,7 @@ def time_round_robin(engines: Sequence, feeds: Sequence[Mapping[str, np.ndarray]
     """Time several engines of the same network on the same ``feeds``, in turn, so that load from other
     processes hits every row alike. A turn is ``settle`` untimed calls then ``block`` timed calls of one
     engine: the untimed call absorbs the previous row's leftovers (onnxruntime's default sessions keep their
-    threads spinning after a call, which slowed the next row's call 1.5x here). Each engine: warm-up, then
+    threads spinning after a call, which slowed the next row's calls up to 2x here). Each engine: warm-up, then
     at least ``min_runs`` timed calls and about ``min_s`` seconds of them (at most ``max_runs``). An engine
     that raises gets its exception back in its slot and leaves the rotation.
 
