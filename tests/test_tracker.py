@@ -133,6 +133,44 @@ def test_regression_reads_search_embeddings_like_a_template_pass(engines, rng):
     np.testing.assert_allclose(with_emb, re_embed, atol=1e-3)
 
 
+class _Poisoned:
+    """A real search engine whose scores get NaN where ``mask(scores)`` says (an engine gone bad)."""
+
+    def __init__(self, engine, mask):
+        self.engine, self.mask = engine, mask
+        self.name, self.inputs, self.outputs = engine.name, engine.inputs, engine.outputs
+
+    def run(self, feeds):
+        out = dict(self.engine.run(feeds))
+        scores = np.array(out["scores"], np.float32)
+        scores[self.mask(scores)] = np.nan
+        out["scores"] = scores
+        return out
+
+
+def test_nan_scores_are_never_picked(engines):
+    from edge.runtime.base import Engines
+    seq = render_sequence(3, length=8)
+    clean, _ = otb.run_sequence(SiameseTracker(engines), seq.frames, seq.boxes[0])
+
+    def with_search(search):
+        return Engines({"template": engines["template"], "search": search}, engines.manifest)
+    # every candidate but the clean run's pick is NaN: same track, counted
+    tr = SiameseTracker(with_search(_Poisoned(engines["search"], lambda s: s < s.max())))
+    boxes, _ = otb.run_sequence(tr, seq.frames, seq.boxes[0])
+    np.testing.assert_allclose(boxes, clean, atol=1e-3)
+    assert tr.nonfinite_updates == len(seq.frames) - 1
+    # the best candidate is NaN: the next best is picked, the box stays finite
+    tr = SiameseTracker(with_search(_Poisoned(engines["search"], lambda s: s == s.max())))
+    boxes, _ = otb.run_sequence(tr, seq.frames, seq.boxes[0])
+    assert np.isfinite(boxes).all() and np.isfinite(tr.last_score)
+    # all NaN: lost, the init box held, score NaN
+    tr = SiameseTracker(with_search(_Poisoned(engines["search"], lambda s: np.ones(s.shape, bool))))
+    tr.init(seq.frames[0], seq.boxes[0])
+    box = tr.update(seq.frames[1])
+    assert tr.lost and np.isnan(tr.last_score) and np.allclose(box, seq.boxes[0])
+
+
 def test_lost_rule_holds_box_widens_and_recovers(engines):
     seq = render_sequence(7, length=10)
     tr = SiameseTracker(engines)

@@ -3,6 +3,8 @@
 got10k interface: ``init(image, box)`` then ``update(image) -> box``; boxes ``[x, y, w, h]`` in frame
 pixels, images HxWx3 uint8 BGR (as OpenCV reads them). After ``update``: ``last_score`` (best candidate's
 sum of cosines) and ``lost`` (score below ``lost_threshold``: the box is held and the next search widened).
+Non-finite engine outputs are never picked: NaN candidates are skipped, all-NaN scores count as lost, a NaN
+regression keeps the unregressed box (``nonfinite_updates`` counts such updates).
 """
 from __future__ import annotations
 
@@ -66,6 +68,7 @@ class SiameseTracker:
         self.template: np.ndarray | None = None
         self.last_score = float("nan")
         self.lost = False
+        self.nonfinite_updates = 0      # updates where the engine returned NaN/inf (guarded, counted)
 
     # -- networks -----------------------------------------------------------------------------------
     def _embed(self, image_nchw: np.ndarray, boxes_xyxy: np.ndarray) -> np.ndarray:
@@ -119,6 +122,13 @@ class SiameseTracker:
         scores, embeddings = self._search(patch, rois)
         if p.scale_penalty:
             scores = scores - p.scale_penalty * (self._scale_index != 0)
+        finite = np.isfinite(scores)
+        if not finite.all():            # a failing engine: never pick a NaN; nothing finite = lost, box held
+            self.nonfinite_updates += 1
+            if not finite.any():
+                self.last_score, self.lost = float("nan"), True
+                return self.box.copy()
+            scores = np.where(finite, scores, -np.inf)
         best = int(np.argmax(scores))
         self.last_score = float(scores[best])
         self.lost = self.last_score < p.lost_threshold
@@ -139,6 +149,9 @@ class SiameseTracker:
         sel = rois[best, 1:].astype(np.float64)
         feat = embeddings[best:best + 1] if embeddings is not None else self._embed(patch, sel[None])
         delta = self.regressor(np.asarray(feat, np.float64))[0]
+        if not np.isfinite(delta).all():
+            self.nonfinite_updates += 1
+            return self.box.copy()
         refined = crop.to_frame(apply_deltas(sel, np.clip(delta, -0.5, 0.5)))
         if p.carry_regression:
             c = refined[:2] + refined[2:] / 2
