@@ -100,6 +100,8 @@ def main(argv=None) -> int:
                 feeds, _ = load_examples(exp, net_name)
                 opts = ort.SessionOptions()
                 opts.intra_op_num_threads = args.threads
+                # as edge.bench.baseline: the raw session's default spin tail would bill the next row
+                opts.add_session_config_entry("session.force_spinning_stop", "1")
                 raw = ort.InferenceSession(str(exp / net["file"]), opts, providers=["CPUExecutionProvider"])
                 fns = {"pytorch_eager": lambda: ref[net_name].run(feeds),
                        "onnxruntime_raw_export": lambda: raw.run(None, feeds),
