@@ -104,14 +104,21 @@ def test_networks_contract(model):
 
 
 def test_tracker_beats_fixed_box_on_generated_sequence(engines, rng):
-    seed = int(rng.integers(0, 10_000))
-    seq = render_sequence(seed, length=50)
+    # a tracking problem first: a sequence whose target leaves its first box (fixed-box AUC < 0.4; 57 of 60
+    # random seeds). In the 3 others the target barely moves and both score alike (seed 6439: 0.60 vs 0.52).
+    for _ in range(20):
+        seed = int(rng.integers(0, 10_000))
+        seq = render_sequence(seed, length=50)
+        fixed = otb.evaluate(np.repeat(seq.boxes[:1], len(seq.boxes), 0), seq.boxes)
+        if fixed["auc"] < 0.4:
+            break
+        print(f"seed {seed}: target barely moves (fixed box AUC {fixed['auc']:.3f}), drawing another")
+    assert fixed["auc"] < 0.4
     boxes, times = otb.run_sequence(SiameseTracker(engines), seq.frames, seq.boxes[0])
     tracked = otb.evaluate(boxes, seq.boxes)
-    fixed = otb.evaluate(np.repeat(seq.boxes[:1], len(seq.boxes), 0), seq.boxes)
     print(f"seed {seed}: tracker AUC {tracked['auc']:.3f} P@20 {tracked['precision']:.3f}; "
           f"fixed box AUC {fixed['auc']:.3f} P@20 {fixed['precision']:.3f}")
-    assert tracked["auc"] >= fixed["auc"] + 0.2        # margins seen over 16 random seeds: >= 0.38, >= 0.68
+    assert tracked["auc"] >= fixed["auc"] + 0.2        # margins seen over those 57 seeds: >= 0.29, >= 0.72
     assert tracked["precision"] >= fixed["precision"] + 0.5
 
 
