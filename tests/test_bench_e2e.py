@@ -6,20 +6,14 @@ import numpy as np
 import pytest
 
 import test_bench_standin_classifier as tiny_classifier
-import test_bench_standin_tracker as tiny_tracker
 from edge.cli import main
+from standin_engines import build_standins
 
 
 @pytest.fixture(scope="module")
 def engines(tmp_path_factory):
-    from edge.export.onnx_export import export_model
     root = tmp_path_factory.mktemp("bench_e2e")
-    out = {}
-    for name, mod in (("tracker", tiny_tracker), ("classifier", tiny_classifier)):
-        export_model(mod, root / "export" / name, seed=0, log=lambda m: None)
-        eng = root / "engines" / f"{name}-cpu-fp32"
-        assert main(["build", str(root / "export" / name), "--target", "cpu", "-o", str(eng)]) == 0
-        out[name] = eng
+    out = build_standins(root)
     # data: one generated OTB sequence (12 frames) and 6 labelled clips (one per class)
     from edge.data.actions import write_clips
     from edge.data.tracking_gen import render_sequence, write_sequence

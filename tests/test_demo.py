@@ -5,10 +5,8 @@ import json
 
 import pytest
 
-import test_bench_standin_classifier as tiny_classifier
-import test_bench_standin_tracker as tiny_tracker
-from edge.cli import main
 from edge.commands import demo
+from standin_engines import build_standins
 
 
 def test_missing_command_is_not_yet(tmp_path, capsys):
@@ -29,15 +27,8 @@ def test_failing_stage_is_logged_and_fails_the_demo(tmp_path, capsys):
 
 @pytest.fixture(scope="module")
 def tiny_engines(tmp_path_factory):
-    from edge.export.onnx_export import export_model
     root = tmp_path_factory.mktemp("demo")
-    eng = {}
-    for name, mod in (("tracker", tiny_tracker), ("classifier", tiny_classifier)):
-        export_model(mod, root / "export" / name, seed=0, log=lambda m: None)
-        out = root / "engines" / f"{name}-cpu-fp32"
-        assert main(["build", str(root / "export" / name), "--target", "cpu", "-o", str(out)]) == 0
-        eng[name] = {"fp32": out}
-    return root, eng
+    return root, {name: {"fp32": path} for name, path in build_standins(root).items()}
 
 
 def test_run_stage_on_the_real_clip(tiny_engines, tmp_path):

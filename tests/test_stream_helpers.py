@@ -12,6 +12,7 @@ import time
 import cv2
 import numpy as np
 
+from edge.data.sequences import read_video
 from edge.runtime.base import Engines, TensorSpec
 
 LABELS = ["idle", "take", "put_back", "fall"]
@@ -85,16 +86,7 @@ def classifier_engines(delay: float = 0.0, window: int = 4, stride: int = 2, siz
                                         "labels": LABELS}}, backend="numpy")
 
 
-def read_clip(path) -> list[np.ndarray]:
-    cap = cv2.VideoCapture(str(path))
-    frames = []
-    while True:
-        ok, f = cap.read()
-        if not ok:
-            break
-        frames.append(f)
-    cap.release()
-    return frames
+read_clip = read_video      # every frame of a video file (the package's own reader)
 
 
 def free_port() -> int:
