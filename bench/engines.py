@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
-import json
 import os
 import platform
 import statistics
@@ -26,21 +25,23 @@ os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 
 def timed_interleaved(fns: dict, runs: int, warmup: int, block: int = 5) -> dict:
-    """Time several callables in alternating blocks (a loaded machine's drift hits every row alike; the
-    first call of each block is not recorded, so one row's idle threads do not bill the next row)."""
-    for fn in fns.values():
-        for _ in range(warmup):
-            fn()
-    ts = {k: [] for k in fns}
-    while min(len(v) for v in ts.values()) < runs:
-        for k, fn in fns.items():
-            for i in range(block + 1):
-                t = time.perf_counter()
-                fn()
-                if i:
-                    ts[k].append((time.perf_counter() - t) * 1e3)
-    return {k: {"median_ms": round(statistics.median(v), 4), "p90_ms": round(float(np.percentile(v, 90)), 4),
-                "min_ms": round(min(v), 4), "runs": runs} for k, v in ts.items()}
+    """``runs`` timed calls of each callable, rows in alternating blocks (``edge.bench.timing``'s round robin:
+    one untimed call starts each block, so one row's idle threads do not bill the next row)."""
+    from edge.bench.timing import time_round_robin
+
+    class _Call:
+        def __init__(self, fn):
+            self.fn = fn
+
+        def run(self, _feeds):
+            return self.fn()
+    stats = time_round_robin([_Call(fn) for fn in fns.values()], [{}], warmup_runs=warmup, warmup_s=0.0,
+                             min_runs=runs, min_s=0.0, max_runs=runs, settle=1, block=block)
+    for st in stats:
+        if isinstance(st, Exception):
+            raise st
+        st.pop("times_ms")
+    return dict(zip(fns, stats))
 
 
 def load_ms(make, repeats: int = 3) -> float:
