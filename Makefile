@@ -15,8 +15,11 @@ $(STAMP): setup.py Makefile
 
 venv: $(STAMP)
 
+# CI compiles the plugins against both TensorRT header sets (../shared beside the clone; never copied here)
+TRT_HEADERS ?= ../shared/third_party/tensorrt-10.3/include:../shared/third_party/tensorrt-11.1/include
+
 test: venv
-	$(PY) -m pytest
+	TENSORRT_INCLUDE_DIR=$${TENSORRT_INCLUDE_DIR:-$(TRT_HEADERS)} $(PY) -m pytest
 
 demo: venv
 	$(VENV)/bin/edge demo

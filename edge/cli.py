@@ -12,6 +12,8 @@ import argparse
 import importlib
 import sys
 
+from edge.errors import UserError
+
 COMMANDS = {
     "export": "export ONNX networks + manifest from the PyTorch reference models",
     "calibrate": "INT8 calibration: Q/DQ graphs from representative video",
@@ -20,10 +22,6 @@ COMMANDS = {
     "bench": "FPS and accuracy of engines against the PyTorch reference",
     "demo": "the main job end to end on this machine's default target",
 }
-
-
-class UserError(Exception):
-    """Bad input from the user: printed as one line, exit code 2."""
 
 
 def _module(name: str):

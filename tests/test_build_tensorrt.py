@@ -9,7 +9,7 @@ import onnxruntime as ort
 import pytest
 
 import test_export_standin as standin
-from edge.cli import UserError
+from edge.errors import UserError
 from edge.export.onnx_export import export_model
 from edge.runtime.build import prepare_trt_graph
 from edge.runtime.build_trt import plan, prepare_graph, profile

@@ -14,7 +14,7 @@ import onnx
 import pytest
 
 import test_export_standin as standin
-from edge.cli import UserError
+from edge.errors import UserError
 from edge.cli import main as cli_main
 from edge.export.onnx_export import export_model
 from edge.models.registry import torch_engines

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from edge.assets import video_clip
-from edge.cli import UserError
+from edge.errors import UserError
 from edge.stream.sources import (ImageFolderSource, LiveSource, VideoFileSource, _gstreamer_available,
                                  classify_spec, open_source)
 from test_stream_helpers import MJPEGServer, free_port, read_clip

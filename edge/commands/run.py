@@ -13,7 +13,7 @@ import resource
 import signal
 import sys
 
-from edge.cli import UserError
+from edge.errors import UserError
 
 
 def add_arguments(p) -> None:

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import onnx
 
-from edge.cli import UserError
+from edge.errors import UserError
 from edge.runtime import fingerprint as fpr
 from edge.runtime.ort_backend import SPIN_POLICY
 from edge.runtime.fileio import atomic_copy, atomic_write_bytes, atomic_write_json, read_json, sha256_file

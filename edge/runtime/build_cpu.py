@@ -19,7 +19,7 @@ import numpy as np
 import onnx
 import onnxruntime as ort
 
-from edge.cli import UserError
+from edge.errors import UserError
 from edge.runtime.feeds import load_examples
 from edge.runtime.fileio import atomic_write_bytes, sha256_bytes
 from edge.runtime.ort_backend import OrtEngine, SplitEngine, net_specs as specs, session

@@ -20,7 +20,7 @@ from pathlib import Path
 
 import onnx
 
-from edge.cli import UserError
+from edge.errors import UserError
 from edge.targets import version_tuple
 
 from edge.kernels import DOMAIN as EDGE_DOMAIN

@@ -12,7 +12,7 @@ import json
 import platform
 from pathlib import Path
 
-from edge.cli import UserError
+from edge.errors import UserError
 from edge.runtime.fileio import read_json, sha256_file
 
 FORMAT = "edge-engine/1"

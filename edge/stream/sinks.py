@@ -24,7 +24,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from edge.cli import UserError
+from edge.errors import UserError
 from edge.stream.pipeline import Pipeline, Result, Sink
 
 FOURCC = {".avi": "MJPG", ".mp4": "mp4v", ".m4v": "mp4v", ".mov": "mp4v", ".mkv": "mp4v"}

@@ -27,7 +27,7 @@ import numpy as np
 
 import cv2
 
-from edge.cli import UserError
+from edge.errors import UserError
 
 log = logging.getLogger("edge.stream")
 

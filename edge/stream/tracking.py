@@ -10,7 +10,7 @@ from typing import Callable, Sequence
 
 import numpy as np
 
-from edge.cli import UserError
+from edge.errors import UserError
 
 
 def parse_box(text: str) -> tuple[float, float, float, float]:
