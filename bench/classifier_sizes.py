@@ -19,7 +19,7 @@ import numpy as np
 import onnxruntime as ort
 import torch
 
-from edge.kernels.onnx_functions import export_onnx
+from edge.ops import export_onnx
 from edge.models.two_in_one import ClassifierConfig, TwoInOne, networks
 
 

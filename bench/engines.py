@@ -70,7 +70,7 @@ def main(argv=None) -> int:
     from edge.runtime import load_engines
     from edge.runtime.build import build
     from edge.runtime.feeds import load_examples
-    from edge.runtime.fileio import atomic_write_bytes, atomic_write_json
+    from edge.fileio import atomic_write_bytes, atomic_write_json
     from edge.runtime.fingerprint import cpu_device
     from edge.runtime.ort_backend import session
 

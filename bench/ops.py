@@ -44,7 +44,7 @@ from onnx import TensorProto, helper  # noqa: E402
 
 from edge.kernels.convlstm.reference import convlstm_cell_math  # noqa: E402
 from edge.kernels.convlstm.torch_op import ConvLSTMCell  # noqa: E402
-from edge.kernels.onnx_functions import export_onnx  # noqa: E402
+from edge.ops import export_onnx  # noqa: E402
 from edge.kernels.roi_pool import cpu as roi_cpu  # noqa: E402
 from edge.kernels.roi_pool.reference import roi_pool_math  # noqa: E402
 from edge.kernels.roi_pool.torch_op import RoiPool, roi_pool as torch_op_roi_pool  # noqa: E402

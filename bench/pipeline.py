@@ -33,7 +33,7 @@ sys.path.insert(0, str(ROOT))
 
 from edge.assets import video_clip  # noqa: E402
 from edge.classify.runtime import ClassifierRuntime  # noqa: E402
-from edge.runtime.fileio import atomic_write_bytes, atomic_write_json  # noqa: E402
+from edge.fileio import atomic_write_bytes, atomic_write_json  # noqa: E402
 from edge.stream.pipeline import STAGES, Pipeline, StreamInput, Work  # noqa: E402
 from edge.stream.sinks import EventsSink, VideoSink  # noqa: E402
 from edge.stream.sources import Frame, open_source  # noqa: E402

@@ -15,27 +15,13 @@ from typing import Callable, Mapping, Sequence
 
 import numpy as np
 
-from edge.runtime.base import Engines, TensorSpec
+from edge.contract import Manifest
+from edge.runtime.base import Engines
+from edge.runtime.record import recording
 
 from .dataset import Segment, Source, iter_segments, plan
 
 TEMPLATE_EVERY = 4  # re-init a throwaway tracker on the tracked box every N frames (template samples)
-
-
-class Recorder:
-    """An ``Engine`` that keeps a copy of every feed before running the wrapped engine."""
-
-    def __init__(self, engine, sink: list):
-        self.engine, self.sink = engine, sink
-        self.name, self.inputs, self.outputs = engine.name, engine.inputs, engine.outputs
-
-    def run(self, feeds: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
-        self.sink.append({k: np.array(v, dtype=np.float32, copy=True) for k, v in feeds.items()})
-        return self.engine.run(feeds)
-
-
-def _specs(entries: Sequence[dict]) -> list[TensorSpec]:
-    return [TensorSpec(e["name"], tuple(e["shape"]), e.get("dtype", "float32")) for e in entries]
 
 
 def fp32_engines(export_dir: str | Path, manifest: dict, threads: int = 2,
@@ -43,35 +29,23 @@ def fp32_engines(export_dir: str | Path, manifest: dict, threads: int = 2,
     """The exported fp32 graphs (or ``files[network]`` instead, e.g. the int8 Q/DQ graphs) as onnxruntime
     engines (functions inlined by onnxruntime, all graph optimisations)."""
     from edge.runtime.ort_backend import OrtEngine, session
+    typed = Manifest.from_dict(manifest, str(Path(export_dir) / "model.json"))
     nets = {}
-    for name, net in manifest["networks"].items():
-        path = Path((files or {}).get(name) or Path(export_dir) / net.get("file", f"{name}.onnx"))
+    for name, net in typed.networks.items():
+        path = Path((files or {}).get(name) or Path(export_dir) / net.file)
         sess = session(path, threads, optimized_offline=False)
-        nets[name] = OrtEngine(name, sess, _specs(net["inputs"]), _specs(net["outputs"]))
-    return Engines(nets, manifest, backend="onnxruntime", precision=precision)
-
-
-def recording(engines: Engines) -> tuple[Engines, dict[str, list]]:
-    sinks = {n: [] for n in engines.networks}
-    rec = Engines({n: Recorder(e, sinks[n]) for n, e in engines.networks.items()}, engines.manifest,
-                  engines.backend, engines.precision)
-    return rec, sinks
+        nets[name] = OrtEngine(name, sess, list(net.inputs), list(net.outputs))
+    return Engines(nets, typed, backend="onnxruntime", precision=precision)
 
 
 def task_of(manifest: dict) -> str:
-    nets = set(manifest.get("networks", {}))
-    if {"template", "search"} <= nets:
-        return "tracker"
-    if {"encoder", "step"} <= nets:
-        return "classifier"
-    raise ValueError(f"model.json names networks {sorted(nets)}: not a tracker (template+search) "
-                     f"or classifier (encoder+step) export")
+    """``tracker`` or ``classifier`` (``edge.contract``'s one rule)."""
+    return Manifest.from_dict(manifest).kind
 
 
 def segment_length(manifest: dict, task: str) -> int:
-    cfg = manifest.get("config", {})
     if task == "classifier":
-        return int(cfg.get("clip_frames") or int(cfg.get("clip_len", 8)) + 1)
+        return Manifest.from_dict(manifest).config.window + 1
     return 16
 
 
@@ -90,7 +64,7 @@ def init_box(source: Source, seg: Segment, frame: np.ndarray, rng: np.random.Gen
 def collect_tracker(engines: Engines, sources: Sequence[Source], segs: Sequence[Segment], seed: int,
                     tick: Callable[[int], None]) -> dict[str, list]:
     from edge.tracking import SiameseTracker
-    rec, sinks = recording(engines)
+    rec, recorders = recording(engines, limit=None)
     rng = np.random.default_rng(seed + 1)
     for seg, frames in iter_segments(sources, segs):
         trk = SiameseTracker(rec)
@@ -104,23 +78,23 @@ def collect_tracker(engines: Engines, sources: Sequence[Source], segs: Sequence[
                 except ValueError:  # box drifted out of the frame
                     pass
             tick(1)
-    return sinks
+    return {n: r.feeds for n, r in recorders.items()}
 
 
 def collect_classifier(engines: Engines, sources: Sequence[Source], segs: Sequence[Segment], seed: int,
                        tick: Callable[[int], None]) -> dict[str, list]:
+    """Each segment as one stream through a fresh classifier session (the protocol of ``edge run``)."""
     from edge.classify.runtime import ClassifierRuntime
-    rec, sinks = recording(engines)
+    from edge.stream.sources import Frame
+    rec, recorders = recording(engines, limit=None)
     rt = ClassifierRuntime(rec)
     for seg, frames in iter_segments(sources, segs):
-        stream = rt.new_stream()
-        for f in frames:
-            (feats, att), = rt.encode([rt.prepare(stream, f)])
-            due = rt.push(stream, feats, att)   # the window (T features) when one is due
-            if due is not None and due is not False:
-                rt.classify([due if isinstance(due, list) else list(stream.features)])
+        sess = rt.session()
+        for j, image in enumerate(frames):
+            frame = Frame(0, j, float(j), image, 0.0)
+            rt.step([(sess, sess.prepare(frame), frame)])
             tick(1)
-    return sinks
+    return {n: r.feeds for n, r in recorders.items()}
 
 
 def collect(export_dir: str | Path, manifest: dict, sources: Sequence[Source], frames: int, seed: int,

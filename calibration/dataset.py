@@ -22,12 +22,11 @@ from typing import Iterator, Sequence
 import cv2
 import numpy as np
 
-from edge.runtime.fileio import atomic_write_bytes
+from edge.data.sequences import GROUNDTRUTH_FILES, IMAGE_EXTS, read_groundtruth, read_image
+from edge.fileio import atomic_write_bytes
 
 FORMAT = "edge-calibset/1"
 VIDEO_EXT = {".mp4", ".avi", ".mov", ".mkv", ".webm", ".m4v", ".mpg", ".mpeg"}
-IMAGE_EXT = {".jpg", ".jpeg", ".png", ".bmp"}
-GT_FILES = ("groundtruth_rect.txt", "groundtruth.txt")
 
 
 @dataclass
@@ -44,12 +43,7 @@ class Source:
         want = set(int(i) for i in indices)
         out: dict[int, np.ndarray] = {}
         if self.kind == "images":
-            for i in sorted(want):
-                img = cv2.imread(str(self.frames[i]), cv2.IMREAD_COLOR)
-                if img is None:
-                    raise ValueError(f"cannot read image {self.frames[i]}")
-                out[i] = img
-            return out
+            return {i: read_image(self.frames[i]) for i in sorted(want)}
         cap = cv2.VideoCapture(str(self.path))
         try:
             i, last = 0, max(want) if want else -1
@@ -68,12 +62,11 @@ class Source:
 
 
 def _gt(folder: Path) -> np.ndarray | None:
-    for name in GT_FILES:
-        p = folder / name
-        if p.is_file():
-            rows = [r for r in p.read_text().replace(",", " ").replace("\t", " ").splitlines() if r.strip()]
+    """The folder's OTB / GOT-10k ground truth, if it has a readable one (``edge.data.sequences``)."""
+    for name in GROUNDTRUTH_FILES.values():
+        if (folder / name).is_file():
             try:
-                return np.array([[float(v) for v in r.split()[:4]] for r in rows], np.float64)
+                return read_groundtruth(folder / name)
             except ValueError:
                 return None
     return None
@@ -113,7 +106,7 @@ def find_sources(paths: Sequence[str | Path]) -> list[Source]:
 
 def _folder_sources(folder: Path) -> list[Source]:
     img_dir = folder / "img" if (folder / "img").is_dir() else folder
-    images = sorted(f for f in img_dir.iterdir() if f.suffix.lower() in IMAGE_EXT)
+    images = sorted(f for f in img_dir.iterdir() if f.suffix.lower() in IMAGE_EXTS)
     if images:
         return [Source(folder.resolve(), "images", images, len(images), _gt(folder))]
     out = []

@@ -15,6 +15,8 @@ import numpy as np
 import onnx
 import onnxruntime as ort
 
+from edge.runtime.ort_backend import session as ort_session
+
 from .quantize import candidate_layers, quantize
 
 
@@ -42,12 +44,8 @@ class Tolerance:
 
 
 def session(model: str | Path | bytes, threads: int = 2) -> ort.InferenceSession:
-    so = ort.SessionOptions()
-    so.intra_op_num_threads = threads
-    so.inter_op_num_threads = 1
-    so.log_severity_level = 3
-    src = model if isinstance(model, bytes) else str(model)
-    return ort.InferenceSession(src, so, providers=["CPUExecutionProvider"])
+    """A calibration-side CPU session (onnxruntime's online optimisations, ``threads`` intra-op)."""
+    return ort_session(Path(model) if isinstance(model, str) else model, threads, optimized_offline=False)
 
 
 def run_all(sess: ort.InferenceSession, samples: Sequence[dict]) -> list[dict[str, np.ndarray]]:

@@ -9,18 +9,13 @@ from typing import Sequence
 
 import onnx
 
-from edge.runtime.fileio import atomic_write_bytes
+from edge.fileio import atomic_write_bytes
 from edge.runtime.precision import convert_fp16
-
-
-def to_fp16(model: onnx.ModelProto, extra_ops: Sequence[str] = ()) -> tuple[onnx.ModelProto, list[str]]:
-    """FP16 copy of ``model`` (float32 I/O, custom ops kept with their functions) and the nodes kept fp32."""
-    return convert_fp16(model, inline=False, extra_ops=extra_ops)
 
 
 def write_fp16(src: str | Path, dst: str | Path, extra_ops: Sequence[str] = ()) -> dict:
     """Convert ``src`` to ``dst`` (atomic); returns the report entry."""
-    out, keep = to_fp16(onnx.load(str(src)), extra_ops)
+    out, keep = convert_fp16(onnx.load(str(src)), inline=False, extra_ops=extra_ops)
     onnx.checker.check_model(out, full_check=True)
     dst = atomic_write_bytes(dst, out.SerializeToString())
     ops = {n.name: n.op_type for n in out.graph.node}

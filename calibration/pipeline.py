@@ -18,7 +18,9 @@ import numpy as np
 import onnx
 import onnxruntime as ort
 
-from edge.runtime.fileio import atomic_write_json, read_json
+from edge.fileio import atomic_write_json, read_json
+from edge.runtime.precision import PAYS_RATIO, int8_pays
+from edge.timing import median_ms
 
 from .collect import collect, task_of
 from .dataset import data_key, find_sources, load_set, save_set, split
@@ -33,22 +35,6 @@ CHECKED_OUTPUTS = {"classifier": {"encoder": ("features",)}}
 # default tolerances (mean correlation with fp32): the encoder's features feed a recurrent cell whose logits
 # have small margins; 0.99 gave 92 % top-1 agreement with PyTorch, 0.998 gave 98 % (bench/calibration.py)
 DEFAULT_TOLERANCE = {"*": 0.99, "classifier.encoder": 0.998}
-PAYS_RATIO = 1.05   # int8 must be at least 5 % faster than fp32 to be worth its accuracy cost
-
-
-def latency_ms(runners: dict[str, Callable[[], object]], warmup: int = 5, runs: int = 25) -> dict[str, float]:
-    """Median wall time (ms) of each runner; runs are interleaved round-robin so load from other processes
-    hits every variant alike."""
-    for _ in range(warmup):
-        for fn in runners.values():
-            fn()
-    ts: dict[str, list] = {k: [] for k in runners}
-    for _ in range(runs):
-        for k, fn in runners.items():
-            t0 = time.perf_counter()
-            fn()
-            ts[k].append(time.perf_counter() - t0)
-    return {k: float(np.median(v) * 1e3) for k, v in ts.items()}
 
 
 def cpu_runners(path: str | Path, name: str, net: dict, feeds: dict, threads: int = 2) -> dict[str, Callable]:
@@ -74,12 +60,12 @@ def measure_speed(src: Path, int8: Path, name: str, net: dict, feeds: dict, thre
     """fp32 vs int8 on this CPU, each in its best engine form; ``int8_pays`` if int8 wins by PAYS_RATIO."""
     runners = {f"fp32_{k}": fn for k, fn in cpu_runners(src, name, net, feeds, threads).items()}
     runners.update({f"int8_{k}": fn for k, fn in cpu_runners(int8, name, net, feeds, threads).items()})
-    lat = latency_ms(runners)
+    lat = median_ms(runners, warmup_runs=5, warmup_s=0.0, min_runs=25, max_runs=25, min_s=0.0, settle=0, block=1)
     fp32 = min(v for k, v in lat.items() if k.startswith("fp32"))
     best8 = min(v for k, v in lat.items() if k.startswith("int8"))
     return {"latency_ms": {k: round(v, 3) for k, v in lat.items()}, "fp32_ms": round(fp32, 3),
             "int8_ms": round(best8, 3), "int8_speedup": round(fp32 / best8, 3),
-            "int8_pays": bool(fp32 / best8 >= PAYS_RATIO), "threads": threads,
+            "int8_pays": int8_pays(best8, fp32), "threads": threads,
             "how": "onnxruntime CPU (whole graph; and segments + numba ROI kernel where the graph has RoiPool), "
                    "median of 25 interleaved runs after 5 warm-up, held-out calibration sample 0; "
                    "fp32_ms / int8_ms = the faster form of each"}

@@ -27,7 +27,7 @@ from onnxruntime.quantization import (CalibrationDataReader, CalibrationMethod, 
 from onnxruntime.quantization.registry import QDQRegistry, QLinearOpsRegistry
 
 from edge.kernels import DOMAIN as CUSTOM_DOMAIN
-from edge.runtime.fileio import atomic_write_bytes
+from edge.fileio import atomic_write_bytes
 
 METHODS = {"minmax": CalibrationMethod.MinMax, "entropy": CalibrationMethod.Entropy,
            "percentile": CalibrationMethod.Percentile}

@@ -1,18 +1,21 @@
 """edge: export, calibrate, build, run and benchmark video models for Jetson-class devices.
 
 Each subcommand lives in ``edge/commands/<name>.py`` with ``add_arguments(parser)`` and
-``run(args) -> int``; modules load lazily so ``edge run`` never imports torch.
+``run(args) -> int`` (argparse plus one call of ``edge.api``); modules load lazily so ``edge run`` never
+imports torch. ``python -m edge`` is the same program.
 
-Exit codes: 0 ok, 1 a benchmark or check failed its tolerance, 2 bad input (one-line error on stderr),
-130 interrupted.
+Exit codes (``edge.errors``): 0 ok, 1 a benchmark or check failed its tolerance, 2 bad input (one-line error
+on stderr), 130 interrupted.
 """
 from __future__ import annotations
 
 import argparse
 import importlib
+import logging
 import sys
 
-from edge.errors import UserError
+from edge import __version__
+from edge.errors import EXIT_INTERRUPTED, EXIT_USER, UserError
 
 COMMANDS = {
     "export": "export ONNX networks + manifest from the PyTorch reference models",
@@ -31,6 +34,7 @@ def _module(name: str):
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     parser = argparse.ArgumentParser(prog="edge", description=__doc__.splitlines()[0])
+    parser.add_argument("--version", action="version", version=f"edge {__version__}")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     # only the chosen subcommand's module is imported (its arguments are added after selection)
     chosen = next((a for a in argv if a in COMMANDS), None)
@@ -39,16 +43,17 @@ def main(argv: list[str] | None = None) -> int:
         if name == chosen:
             _module(name).add_arguments(p)
     args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.WARNING, format=f"edge {args.command}: %(message)s")
     try:
         return int(_module(args.command).run(args) or 0)
     except KeyboardInterrupt:
         print("edge: interrupted", file=sys.stderr)
-        return 130
+        return EXIT_INTERRUPTED
     except (UserError, FileNotFoundError, ValueError) as e:
-        print(f"edge {args.command}: error: {e}", file=sys.stderr)
-        return 2
+        msg = str(e).splitlines()[0] if str(e) else type(e).__name__
+        print(f"edge {args.command}: error: {msg}", file=sys.stderr)
+        return EXIT_USER
 
 
-if __name__ == "__main__":  # `python -m edge.cli`: run the importable module so its classes are the ones raised
-    from edge.cli import main as _main
-    sys.exit(_main())
+if __name__ == "__main__":      # `python -m edge.cli` (as `python -m edge`)
+    sys.exit(main())

@@ -23,7 +23,8 @@ import torch
 from edge.models import registry
 from edge.models.registry import NetworkSpec
 from edge.runtime.feeds import fresh_feeds
-from edge.runtime.fileio import atomic_write_bytes, atomic_write_json, sha256_bytes, sha256_file
+from edge.runtime.ort_backend import session
+from edge.fileio import atomic_write_bytes, atomic_write_json, sha256_bytes, sha256_file
 from edge.kernels import DOMAIN as CUSTOM_DOMAIN
 
 FORMAT = "edge-export/1"
@@ -34,7 +35,7 @@ def to_onnx(spec: NetworkSpec, opset: int = DEFAULT_OPSET) -> onnx.ModelProto:
     """Export one network (TorchScript exporter; custom ops as ``edge.ops`` nodes with local functions)."""
     names = list(spec.inputs)
     args = tuple(spec.inputs.values())
-    from edge.kernels.onnx_functions import export_onnx
+    from edge.ops import export_onnx
     return export_onnx(spec.module.eval(), args, None, input_names=names, output_names=list(spec.outputs),
                        dynamic_axes=spec.dynamic_axes or None, opset=opset)
 
@@ -54,18 +55,12 @@ def weights_sha256(weights: str | None, module: torch.nn.Module) -> str:
     return h.hexdigest()
 
 
-def _ort_session(data: bytes) -> ort.InferenceSession:
-    opts = ort.SessionOptions()
-    opts.log_severity_level = 3
-    return ort.InferenceSession(data, opts, providers=["CPUExecutionProvider"])
-
-
 @torch.inference_mode()
 def validate(spec: NetworkSpec, net: dict, data: bytes, examples: dict[str, np.ndarray],
              rng: np.random.Generator) -> dict:
     """checker (full) + onnxruntime run + max abs error vs PyTorch on fresh inputs (batch 1 and 4 if dynamic)."""
     onnx.checker.check_model(onnx.load_from_string(data), full_check=True)
-    sess = _ort_session(data)
+    sess = session(data, optimized_offline=False)
     dims_list = [{}]
     syms = {s for i in net["inputs"] for s in i["shape"] if isinstance(s, str)}
     if "batch" in syms:

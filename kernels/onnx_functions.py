@@ -1,27 +1,17 @@
-"""Custom-domain ONNX functions of the edge ops, and the one export helper.
+"""Custom-domain ONNX functions of the edge ops (torch-free; the exporter is ``edge.ops.export_onnx``).
 
 - ``attach_functions(model)``: add the model-local FunctionProto for every ``edge.ops`` node present
   (``RoiPool``, ``ConvLSTMCell``) built for the model's default opset, plus the ``edge.ops`` opset import;
   validates every edge node first (one-line ValueError). ONNX Runtime then runs the model (it inlines the
   bodies); without the functions it refuses it.
 - ``strip_functions(model, ops)``: remove those functions again (for TensorRT with the plugins loaded).
-- ``export_onnx(module, example_inputs, path, ...)``: TorchScript exporter (``dynamo=False``; the edge ops
-  export through ``torch.autograd.Function.symbolic``), attach functions, check, write atomically.
-
-This module imports torch only inside ``export_onnx``.
 """
 from __future__ import annotations
 
-import io
-import os
-import warnings
-from collections.abc import Iterable, Sequence
-from pathlib import Path
+from collections.abc import Iterable
 
 import onnx
 from onnx import helper
-
-from edge.runtime.fileio import atomic_write_bytes
 
 from . import DOMAIN
 from .convlstm import onnx_function as _convlstm
@@ -101,43 +91,4 @@ def strip_functions(model: onnx.ModelProto, ops: Iterable[str] | None = None) ->
     keep = [f for f in model.functions if not (f.domain == EDGE_DOMAIN and f.name in names)]
     del model.functions[:]
     model.functions.extend(keep)
-    return model
-
-
-def _write_atomic(model: onnx.ModelProto, path: Path) -> None:
-    atomic_write_bytes(path, model.SerializeToString())
-
-
-def export_onnx(module, example_inputs: tuple, path: str | os.PathLike | None,
-                input_names: Sequence[str], output_names: Sequence[str],
-                dynamic_axes: dict[str, dict[int, str]] | None = None,
-                opset: int = DEFAULT_OPSET) -> onnx.ModelProto:
-    """Export ``module(*example_inputs)`` to ONNX with the edge functions attached; returns the model.
-
-    TorchScript exporter (``dynamo=False``) in eval mode, constant folding on; every edge op becomes one
-    ``edge.ops`` node; argument checks of the ops run on the example inputs, so bad shapes/dtypes fail here
-    with a one-line ValueError. The model is checked (``onnx.checker``) and, if ``path`` is given, written
-    atomically (temp file + ``os.replace``). IR version stays the exporter's (8 for opset 17), which
-    ONNX Runtime 1.31 and TensorRT 10.3 read.
-    """
-    import torch
-
-    if not 13 <= int(opset) <= 21:
-        raise ValueError(f"export_onnx: opset must be in 13..21, got {opset}")
-    if not isinstance(example_inputs, tuple):
-        raise ValueError(f"export_onnx: example_inputs must be a tuple, got {type(example_inputs).__name__}")
-    buf = io.BytesIO()
-    with torch.no_grad(), warnings.catch_warnings():
-        warnings.filterwarnings("ignore", category=DeprecationWarning)
-        warnings.filterwarnings("ignore", category=FutureWarning)
-        warnings.filterwarnings("ignore", category=UserWarning, module=r"torch\.onnx")
-        warnings.filterwarnings("ignore", category=torch.jit.TracerWarning)
-        torch.onnx.export(module, example_inputs, buf, dynamo=False, opset_version=int(opset),
-                          input_names=list(input_names), output_names=list(output_names),
-                          dynamic_axes=dynamic_axes or None, do_constant_folding=True)
-    model = onnx.load_from_string(buf.getvalue())
-    attach_functions(model)
-    onnx.checker.check_model(model)
-    if path is not None:
-        _write_atomic(model, Path(path))
     return model

@@ -5,9 +5,9 @@ import json
 import numpy as np
 import pytest
 
-import test_bench_standin_classifier as tiny_classifier
+from fixtures import standin_classifier as tiny_classifier
 from edge.cli import main
-from standin_engines import build_standins
+from fixtures.engines import build_standins
 
 
 @pytest.fixture(scope="module")

@@ -10,10 +10,11 @@ from onnx import TensorProto, helper, numpy_helper
 
 from edge.bench import runner
 from edge.bench.baseline import plain_engine
-from edge.bench.record import recording
+from edge.runtime.record import recording
 from edge.bench.tasks import TaskResult
 from edge.models.torch_engine import TorchEngine
-from edge.runtime.base import Engines, TensorSpec
+from edge.contract import TensorSpec
+from edge.runtime.base import Engines
 
 D, K = 16, 5
 
@@ -60,10 +61,10 @@ def setup(tmp_path, rng):
     lin = torch.nn.Linear(D, K).eval()
     w, b = lin.weight.detach().numpy().copy(), lin.bias.detach().numpy().copy()
     spec_in, spec_out = [TensorSpec("features", ("batch", D))], [TensorSpec("logits", ("batch", K))]
-    ref = Engines({"head": TorchEngine("head", lin, spec_in, spec_out)}, {"model": "toy"}, "pytorch")
-    good = Engines({"head": linear_onnx(tmp_path / "good.onnx", w, b)}, {"model": "toy"})
+    ref = Engines({"head": TorchEngine("head", lin, spec_in, spec_out)}, None, "pytorch")
+    good = Engines({"head": linear_onnx(tmp_path / "good.onnx", w, b)}, None)
     noisy_w = w + rng.normal(0, 3 * np.abs(w).mean(), w.shape).astype(np.float32)
-    bad = Engines({"head": linear_onnx(tmp_path / "bad.onnx", noisy_w, b)}, {"model": "toy"}, precision="int8")
+    bad = Engines({"head": linear_onnx(tmp_path / "bad.onnx", noisy_w, b)}, None, precision="int8")
     x = rng.normal(size=(120, D)).astype(np.float32)
     labels = np.argmax(x @ w.T + b, 1)            # the reference is right by construction
     return ref, good, bad, ClipTask(x, labels)
@@ -131,21 +132,13 @@ def test_recorder_keeps_an_even_sample(setup, rng):
     assert all(np.array_equal(f["features"], xs[i]) for f, i in zip(rec["head"].feeds, idx))
 
 
-def test_model_name_from_manifest_or_networks(setup):
-    ref = setup[0]
-    assert runner.model_name(Engines({"template": ref["head"], "search": ref["head"]})) == "tracker"
-    assert runner.model_name(Engines({"x": ref["head"]}, {"model": "classifier"})) == "classifier"
-    with pytest.raises(ValueError, match="cannot tell"):
-        runner.model_name(ref)
-
-
 def test_engine_that_cannot_run_is_a_failed_row(setup, tmp_path):
     ref, good, _, task = setup
     g = helper.make_graph([helper.make_node("Relu", ["x"], ["logits"])], "wrong_io",
                           [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["batch", D])],
                           [helper.make_tensor_value_info("logits", TensorProto.FLOAT, ["batch", D])])
     onnx.save(helper.make_model(g, opset_imports=[helper.make_opsetid("", 17)], ir_version=10), tmp_path / "w.onnx")
-    wrong = Engines({"head": plain_engine("head", tmp_path / "w.onnx")}, {"model": "toy"})
+    wrong = Engines({"head": plain_engine("head", tmp_path / "w.onnx")}, None)
     subjects = [runner.Subject("pytorch", ref, "pytorch", "fp32", reference=True),
                 runner.Subject("wrong-io", wrong, "onnxruntime", "fp32"),
                 runner.Subject("ort-fp32", good, "onnxruntime", "fp32")]

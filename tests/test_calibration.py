@@ -23,7 +23,7 @@ from edge.assets import video_clip
 from edge.calibration.collect import collect
 from edge.calibration.dataset import CalibSetError, find_sources, load_set, plan, save_set
 from edge.calibration.fallback import Tolerance, compare, run_all, search, session
-from edge.calibration.fp16 import to_fp16
+from edge.runtime.precision import convert_fp16
 from edge.kernels.onnx_functions import attach_functions
 
 S = 32  # tiny crop / input size
@@ -312,7 +312,7 @@ def _types(model: onnx.ModelProto) -> dict[str, int]:
 
 
 def test_fp16_keeps_sensitive_ops_fp32_and_runs(tracker_dir, tmp_path, rng):
-    m, keep = to_fp16(onnx.load(str(tracker_dir / "template.onnx")))
+    m, keep = convert_fp16(onnx.load(str(tracker_dir / "template.onnx")), inline=False)
     assert {"l2", "l2div", "roipool"} <= set(keep) and "conv1" not in keep
     onnx.checker.check_model(m, full_check=True)
     types = _types(m)
@@ -330,7 +330,7 @@ def test_fp16_keeps_sensitive_ops_fp32_and_runs(tracker_dir, tmp_path, rng):
 
 def test_fp16_keeps_the_cell_state_path_fp32(tmp_path, rng):
     d = write_tiny_classifier(tmp_path / "cls")
-    m, keep = to_fp16(onnx.load(str(d / "step.onnx")))
+    m, keep = convert_fp16(onnx.load(str(d / "step.onnx")), inline=False)
     assert "cell" in keep                                 # ConvLSTMCell: c -> c_next
     types = _types(m)
     cell = next(n for n in m.graph.node if n.name == "cell")
@@ -355,7 +355,7 @@ def test_fp16_state_path_of_plain_ops_stays_fp32(rng):
              oh.make_node("MatMul", ["c_next", "Wy"], ["y"], name="head")]
     m = _model(nodes, [_io("x", g), _io("c", g)], [_io("c_next", g), _io("y", [1, 2])],
                [_w(rng, "Wx", (4, 4)), _w(rng, "Wy", (4, 2))])
-    out, keep = to_fp16(m)
+    out, keep = convert_fp16(m, inline=False)
     assert {"forget", "cell_add"} <= set(keep) and not {"gates", "f_gate", "g_gate"} & set(keep)
     types = _types(out)
     nodes = {n.name: n for n in out.graph.node}
@@ -408,7 +408,7 @@ def test_fp16_output_also_consumed_inside_the_graph(rng):
              oh.make_node("Mul", ["x", "att"], ["y"], name="use")]
     m = _model(nodes, [_io("x", [1, 4])], [_io("att", [1, 4]), _io("y", [1, 4])], [_w(rng, "W", (4, 4))])
     m.graph.output.append(_io("att_s", [1, 4]))
-    out, keep = to_fp16(m)
+    out, keep = convert_fp16(m, inline=False)
     onnx.checker.check_model(out, full_check=True)
     feeds = {"x": rng.standard_normal((1, 4)).astype(np.float32)}
     want = session(m.SerializeToString()).run(None, feeds)

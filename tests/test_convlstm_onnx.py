@@ -14,8 +14,9 @@ from onnx.reference import ReferenceEvaluator
 
 from edge.kernels.convlstm.reference import convlstm_cell_math
 from edge.kernels.convlstm.torch_op import ConvLSTMCell, convlstm_cell
-from edge.kernels.onnx_functions import EDGE_DOMAIN, attach_functions, export_onnx
-from roi_pool_cases import session
+from edge.kernels.onnx_functions import EDGE_DOMAIN, attach_functions
+from edge.ops import export_onnx
+from fixtures.roi_pool_cases import session
 
 NAMES = ["x", "h", "c"]
 OUT = ["h_next", "c_next"]

@@ -1,28 +1,35 @@
-"""``edge demo`` pieces (the full demo is too slow for the suite; the lead runs ``make demo``): stage runner
-with logs, "not yet" for missing commands, failure reporting, the real ``edge run`` stage on bikes.mp4 with
-tiny engines, and the summary table."""
+"""``edge demo`` pieces (the full demo is too slow for the suite; the lead runs ``make demo``): the stage
+runner (an API call with its log), failure reporting, the real ``edge.run`` stage on bikes.mp4 with tiny
+engines in a fresh process, and the summary table."""
 import json
 
 import pytest
 
 from edge.commands import demo
-from standin_engines import build_standins
+from fixtures.engines import build_standins
 
 
-def test_missing_command_is_not_yet(tmp_path, capsys):
+def test_stage_runs_an_api_call_with_its_log(tmp_path, capsys):
     d = demo.Demo(tmp_path)
-    assert d.edge("calibrate-x", ["nosuchcommand", "arg"]) is None
-    assert d.stages == [("calibrate-x", "not yet", 0.0, "`edge nosuchcommand` (nosuchcommand command not in this checkout)")]
-    assert not d.failed and "not yet: `edge nosuchcommand`" in capsys.readouterr().out
+
+    def job(x, log):
+        log(f"working on {x}")
+        return x * 2
+    assert d.stage("double", job, 21) == 42
+    assert d.stages[0][:2] == ("double", "ok") and not d.failed
+    assert (tmp_path / "logs" / "double.log").read_text() == "working on 21\n"
+    assert d.stage("check", job, 1, ok=lambda r: r > 5) == 2 and d.stages[1][1] == "check failed"
+    assert not d.failed                                        # a finding, not a broken demo
 
 
 def test_failing_stage_is_logged_and_fails_the_demo(tmp_path, capsys):
+    import edge
     d = demo.Demo(tmp_path)
-    rc = d.edge("bench", ["bench", str(tmp_path / "no_such_engine")])
-    assert rc == 2 and d.failed and d.stages[0][1] == "exit 2"
+    assert d.stage("bench", edge.bench, [tmp_path / "no_such_engine"]) is None
+    assert d.failed and d.stages[0][1].startswith("failed: FileNotFoundError: engine folder not found")
     log = (tmp_path / "logs" / "bench.log").read_text()
-    assert "engine folder not found" in log or "not found" in log
-    assert "| edge bench: error" in capsys.readouterr().out          # the log's tail is shown
+    assert "engine folder not found" in log and "Traceback" in log     # the whole story is in the log
+    assert "[demo] bench: failed" in capsys.readouterr().out
 
 
 @pytest.fixture(scope="module")
@@ -37,7 +44,7 @@ def test_run_stage_on_the_real_clip(tiny_engines, tmp_path):
     d = demo.Demo(tmp_path)
     info = demo._run_loop(d, eng, frames=12)
     assert d.stages[0][:2] == ("run", "ok"), (tmp_path / "logs" / "run.log").read_text()
-    assert info["processed"] == 12 and info["fps"] > 0 and info["torch_imported"] == "no"
+    assert info["processed"] == 12 and info["fps"] > 0 and info["torch_imported"] == "no"   # a fresh process
     assert (tmp_path / "run" / "bikes_overlay.mp4").stat().st_size > 0
     events = [json.loads(line) for line in (tmp_path / "run" / "bikes_events.jsonl").read_text().splitlines()]
     assert events, "edge run wrote no events"
@@ -57,12 +64,12 @@ def test_summary_table_and_paths(tmp_path):
     video = tmp_path / "run" / "v.mp4"
     video.write_bytes(b"x")
     d = demo.Demo(tmp_path)
-    d.not_yet("calibrate-tracker", "`edge calibrate`")
+    d.skip("calibrate-tracker", "reusing out/demo/export/tracker/calibration")
     text = demo.summary(d, tmp_path / "bench" / "report.json",
-                        {"video": str(video), "fps": 61.5, "processed": 250, "captured": 250,
+                        {"video": str(video), "fps": 61.5, "processed": 250, "captured": 250, "alarms": 0,
                          "engines": {"tracker": "e/tracker-cpu-int8"}, "torch_imported": "no"}, 300.0)
     line = next(ln for ln in text.splitlines() if "tracker-cpu-int8" in ln and "FPS" not in ln)
     assert "30.0" in line and "15.0x" in line and "agree 98.0%" in line and "AUC -0.020" in line
     assert "250/250 frames at 61.5 FPS" in text and str(video) in text
-    assert "not yet: `edge calibrate`" in text and "5.0 min" in text
+    assert "calibrate-tracker skipped" in text and "5.0 min" in text and "action alarms: 0" in text
     assert "FAIL tracker tracker-cpu-fp16: success AUC delta -0.0500" in text

@@ -1,5 +1,5 @@
-"""export -> build cpu -> load_engines against PyTorch, on the stand-in model (fast; real models in
-test_export_models.py), plus the one-line errors, the fingerprint checks and the torch-free runtime."""
+"""export -> build cpu -> load_engines against PyTorch, on the stand-in tracker and classifier (fast; real
+models in test_export_models.py), plus the one-line errors, the fingerprint checks and the torch-free runtime."""
 from __future__ import annotations
 
 import json
@@ -13,7 +13,7 @@ import numpy as np
 import onnx
 import pytest
 
-import test_export_standin as standin
+from fixtures import standin_classifier, standin_tracker
 from edge.errors import UserError
 from edge.cli import main as cli_main
 from edge.export.onnx_export import export_model
@@ -21,30 +21,54 @@ from edge.models.registry import torch_engines
 from edge.runtime import load_engines
 from edge.runtime.build import build
 from edge.runtime.feeds import fresh_feeds, load_examples
+from edge.runtime.precision import int8_pays
+from edge.contract import Fingerprint
 from edge.runtime.fingerprint import EngineMismatch
 
 TOL = 1e-4      # fp32 engine vs PyTorch, max abs error
 PY = sys.executable
 
 
-@pytest.fixture(scope="module")
-def exported(tmp_path_factory):
-    out = tmp_path_factory.mktemp("export")
-    manifest = export_model(standin, out, seed=0)
-    return out, manifest
+MODELS = {"tracker": standin_tracker, "classifier": standin_classifier}
+NETWORKS = [("tracker", "template"), ("tracker", "search"), ("classifier", "encoder"), ("classifier", "step")]
+DIMS = {"template": [{}, {"boxes": 3}], "search": [{}, {"rois": 5}], "encoder": [{"batch": 1}, {"batch": 4}],
+        "step": [{"batch": 1}, {"batch": 4}]}
 
 
 @pytest.fixture(scope="module")
-def engine_dir(exported, tmp_path_factory):
-    out = tmp_path_factory.mktemp("engines") / "cpu"
-    fp = build(exported[0], "cpu", "fp32", out, threads=2)
-    assert fp["cache_hit"] is False
-    return out
+def exports(tmp_path_factory):
+    """Both stand-ins exported: {model: (folder, manifest)}."""
+    return {m: (out := tmp_path_factory.mktemp(f"export-{m}"), export_model(mod, out, seed=0))
+            for m, mod in MODELS.items()}
 
 
 @pytest.fixture(scope="module")
-def reference():
-    return torch_engines(standin)
+def exported(exports):
+    return exports["classifier"]
+
+
+@pytest.fixture(scope="module")
+def engine_dirs(exports, tmp_path_factory):
+    dirs = {}
+    for m, (src, _) in exports.items():
+        dirs[m] = tmp_path_factory.mktemp("engines") / m
+        assert build(src, "cpu", "fp32", dirs[m], threads=2)["cache_hit"] is False
+    return dirs
+
+
+@pytest.fixture(scope="module")
+def engine_dir(engine_dirs):
+    return engine_dirs["classifier"]
+
+
+@pytest.fixture(scope="module")
+def references():
+    return {m: torch_engines(mod) for m, mod in MODELS.items()}
+
+
+@pytest.fixture(scope="module")
+def reference(references):
+    return references["classifier"]
 
 
 def _copy(src: Path, tmp_path: Path) -> Path:
@@ -57,34 +81,35 @@ def _max_errs(a: dict, b: dict) -> dict:
     return {k: float(np.max(np.abs(a[k] - b[k]))) for k in b}
 
 
-def test_manifest_describes_networks_and_validation(exported):
-    out, m = exported
-    assert set(m["networks"]) == {"template", "search", "encoder", "step"}
-    assert m["config"] == standin.config(None) and m["opset"] == 17 and len(m["weights"]["sha256"]) == 64
+def test_manifest_describes_networks_and_validation(exports):
+    out, m = exports["classifier"]
+    assert set(m["networks"]) == {"encoder", "step"}
+    assert m["config"] == standin_classifier.config(None) and m["opset"] == 17 and len(m["weights"]["sha256"]) == 64
     step = m["networks"]["step"]
     assert [i["name"] for i in step["inputs"]] == ["features", "h", "c"]
     assert [o["name"] for o in step["outputs"]] == ["h_next", "c_next", "logits"]
     assert step["inputs"][0]["shape"][0] == "batch" and step["inputs"][0]["dtype"] == "float32"
     assert step["custom_ops"] == ["edge.ops::ConvLSTMCell"]
-    assert m["networks"]["search"]["custom_ops"] == ["edge.ops::RoiPool"]
-    search = onnx.load(str(out / "search.onnx"))
+    tout, tm = exports["tracker"]
+    assert tm["networks"]["search"]["custom_ops"] == ["edge.ops::RoiPool"]
+    search = onnx.load(str(tout / "search.onnx"))
     assert [(f.domain, f.name) for f in search.functions] == [("edge.ops", "RoiPool")]
-    assert [d.dim_param for d in search.graph.input[1].type.tensor_type.shape.dim] == ["candidates", ""]
-    for name, net in m["networks"].items():
-        v = net["validation"]
-        print(name, "export max abs err", v["max_abs_err"], [c["dims"] for c in v["cases"]])
-        assert v["max_abs_err"] < TOL
+    assert [d.dim_param for d in search.graph.input[1].type.tensor_type.shape.dim] == ["rois", ""]
+    for model, (folder, man) in exports.items():
+        for name, net in man["networks"].items():
+            v = net["validation"]
+            print(model, name, "export max abs err", v["max_abs_err"], [c["dims"] for c in v["cases"]])
+            assert v["max_abs_err"] < TOL
+        assert json.loads((folder / "model.json").read_text()) == man
     assert len(m["networks"]["encoder"]["validation"]["cases"]) == 2       # batch 1 and 4
-    assert json.loads((out / "model.json").read_text()) == m
 
 
-@pytest.mark.parametrize("network", ["template", "search", "encoder", "step"])
-def test_cpu_engine_matches_pytorch(engine_dir, reference, network, rng):
-    engines = load_engines(engine_dir)
-    net = engines.manifest["networks"][network]
-    examples, _ = load_examples(engine_dir, network)
-    dims_list = [{"batch": 1}, {"batch": 4}] if network in ("encoder", "step") else [{}, {"candidates": 5}]
-    for dims in dims_list:
+@pytest.mark.parametrize("model,network", NETWORKS)
+def test_cpu_engine_matches_pytorch(engine_dirs, references, model, network, rng):
+    engines, reference = load_engines(engine_dirs[model]), references[model]
+    net = engines.manifest.raw["networks"][network]
+    examples, _ = load_examples(engine_dirs[model], network)
+    for dims in DIMS[network]:
         feeds = fresh_feeds(net, examples, rng, dims)
         got, want = engines[network].run(feeds), reference[network].run(feeds)
         errs = _max_errs(got, want)
@@ -125,7 +150,8 @@ def test_rebuild_is_cache_hit_and_changed_input_rebuilds(exported, engine_dir, t
     assert build(exported[0], "cpu", "fp32", other, threads=1)["cache_hit"] is False   # different session
 
 
-def test_numba_split_matches_one_graph(exported, reference, tmp_path, rng, capsys):
+def test_numba_split_matches_one_graph(exports, references, tmp_path, rng, capsys):
+    exported, reference = exports["tracker"], references["tracker"]
     out = tmp_path / "split"
     fp = build(exported[0], "cpu", "fp32", out, threads=2, roi_kernel="numba")
     log = capsys.readouterr().out
@@ -135,10 +161,10 @@ def test_numba_split_matches_one_graph(exported, reference, tmp_path, rng, capsy
     assert search["kind"] == "onnxruntime+numba"
     kinds = [s["kind"] for s in search["stages"]]
     assert kinds == ["onnxruntime", "roi_pool", "onnxruntime"]
-    assert search["stages"][1]["pooled_shape"] == [3, 3] and search["stages"][1]["spatial_scale"] == 0.5
+    assert search["stages"][1]["pooled_shape"] == [2, 2] and search["stages"][1]["spatial_scale"] == 0.25
     engines = load_engines(out)
-    net = engines.manifest["networks"]["search"]
-    feeds = fresh_feeds(net, load_examples(out, "search")[0], rng, {"candidates": 7})
+    net = engines.manifest.raw["networks"]["search"]
+    feeds = fresh_feeds(net, load_examples(out, "search")[0], rng, {"rois": 7})
     errs = _max_errs(engines["search"].run(feeds), reference["search"].run(feeds))
     print("split search max abs err", errs)
     assert max(errs.values()) < TOL
@@ -196,20 +222,21 @@ def test_int8_consumes_calibrated_graph_and_keeps_faster(exported, reference, tm
         assert set(t) >= {"onnxruntime_int8", "onnxruntime_fp32"}
         best = {p: min(v for k, v in t.items() if k in (f"onnxruntime_{p}", f"onnxruntime+numba_split_{p}"))
                 for p in ("int8", "fp32")}        # each precision judged in its fastest form
-        assert entry["precision"] == ("int8" if best["int8"] < best["fp32"] else "fp32")
+        assert entry["precision"] == ("int8" if int8_pays(best["int8"], best["fp32"]) else "fp32")
     engines = load_engines(tmp_path / "int8")
-    feeds = fresh_feeds(engines.manifest["networks"]["encoder"], load_examples(src, "encoder")[0], rng)
+    feeds = fresh_feeds(engines.manifest.raw["networks"]["encoder"], load_examples(src, "encoder")[0], rng)
     errs = _max_errs(engines["encoder"].run(feeds), reference["encoder"].run(feeds))
     scale = float(np.abs(reference["encoder"].run(feeds)["features"]).max())
     print("int8 encoder max abs err", errs, "output scale", scale)
     assert max(errs.values()) < 0.1 * scale
 
 
-def test_int8_and_fp32_are_compared_in_their_best_forms(exported, reference, tmp_path, rng):
+def test_int8_and_fp32_are_compared_in_their_best_forms(exports, references, tmp_path, rng):
     """One interleaved measurement of {int8, fp32} x {one graph, numba split}: the precision is judged by its
     fastest form (only the split when ``--roi-kernel numba`` forces it), and the form by the kept precision."""
     from edge.calibration.quantize import quantize
 
+    exported, reference = exports["tracker"], references["tracker"]
     src = tmp_path / "exp"
     shutil.copytree(exported[0], src)
     for name, net in exported[1]["networks"].items():   # edge calibrate's Q/DQ: custom ops stay, float
@@ -225,15 +252,15 @@ def test_int8_and_fp32_are_compared_in_their_best_forms(exported, reference, tmp
                  for q in ("int8", "fp32")}          # all four candidates measured together
         if roi_kernel == "numba":
             assert e["kind"] == "onnxruntime+numba"
-            assert p == ("int8" if forms["int8"]["split"] < forms["fp32"]["split"] else "fp32")
+            assert p == ("int8" if int8_pays(forms["int8"]["split"], forms["fp32"]["split"]) else "fp32")
         else:
-            assert p == ("int8" if min(forms["int8"].values()) < min(forms["fp32"].values()) else "fp32")
+            assert p == ("int8" if int8_pays(min(forms["int8"].values()), min(forms["fp32"].values())) else "fp32")
             assert e["kind"] == ("onnxruntime+numba" if forms[p]["split"] < forms[p]["whole"] else "onnxruntime")
         assert e["numba_split_faster"] == (forms[p]["split"] < forms[p]["whole"])
         assert t["onnxruntime+numba_split"] == forms[p]["split"]
         engines = load_engines(tmp_path / roi_kernel)
-        net = engines.manifest["networks"]["search"]
-        feeds = fresh_feeds(net, load_examples(src, "search")[0], rng, {"candidates": 5})
+        net = engines.manifest.raw["networks"]["search"]
+        feeds = fresh_feeds(net, load_examples(src, "search")[0], rng, {"rois": 5})
         want = reference["search"].run(feeds)
         errs = _max_errs(engines["search"].run(feeds), want)
         scale = max(float(np.abs(v).max()) for v in want.values())
@@ -252,13 +279,13 @@ def _one_line(excinfo) -> str:
 @pytest.mark.parametrize("damage", ["truncate", "flip"])
 def test_tampered_engine_file(engine_dir, tmp_path, damage):
     d = _copy(engine_dir, tmp_path)
-    f = d / "search.ort.onnx"
+    f = d / "encoder.ort.onnx"
     data = f.read_bytes()
     f.write_bytes(data[: len(data) // 2] if damage == "truncate" else data[:-1] + bytes([data[-1] ^ 1]))
     with pytest.raises(EngineMismatch) as e:
         load_engines(d)
     msg = _one_line(e)
-    assert "search.ort.onnx" in msg and "truncated or modified" in msg and "rebuild with `edge build" in msg
+    assert "encoder.ort.onnx" in msg and "truncated or modified" in msg and "rebuild with `edge build" in msg
 
 
 def test_missing_fingerprint_and_corrupt_fingerprint(engine_dir, tmp_path):
@@ -301,7 +328,7 @@ def test_missing_or_changed_plugin_library(engine_dir, tmp_path):
     d = _copy(engine_dir, tmp_path)
     lib = tmp_path / "libedge_plugins.so"
     lib.write_bytes(b"\x7fELF plugin stand-in bytes")
-    from edge.runtime.fileio import sha256_file
+    from edge.fileio import sha256_file
     _edit_fingerprint(d, target="agx-orin", backend="tensorrt", backend_version="10.3.0.30",
                       plugin_library={"path": str(lib), "sha256": sha256_file(lib)})
     lib.write_bytes(b"\x7fELF rebuilt plugin")
@@ -336,12 +363,12 @@ def _run_isolated(code: str, block: set[str], cwd: Path) -> str:
     return res.stdout
 
 
-def test_onnx_runs_with_only_onnxruntime_and_numpy(exported):
+def test_onnx_runs_with_only_onnxruntime_and_numpy(exports):
     out = _run_isolated(f"""
 import json, numpy as np, onnxruntime as ort
-d = {str(exported[0])!r}
-m = json.load(open(d + '/model.json'))
-for name, net in m['networks'].items():
+for d in {[str(f) for f, _ in exports.values()]!r}:
+  m = json.load(open(d + '/model.json'))
+  for name, net in m['networks'].items():
     z = np.load(d + '/examples/' + name + '.npz')
     sess = ort.InferenceSession(d + '/' + net['file'], providers=['CPUExecutionProvider'])
     feeds = {{i['name']: z['in.' + i['name']] for i in net['inputs']}}
@@ -351,17 +378,17 @@ for name, net in m['networks'].items():
     assert err < {TOL}, (name, err)
 mods = sorted(k for k in sys.modules if k.split('.')[0] in ('torch', 'onnx', 'edge'))
 assert not mods, mods
-""", {"torch", "onnx", "edge"}, exported[0])
+""", {"torch", "onnx", "edge"}, exports["tracker"][0])
     print(out)
     assert len(out.strip().splitlines()) == 4
 
 
-def test_runtime_and_cpu_engines_do_not_import_torch(engine_dir, tmp_path):
+def test_runtime_and_cpu_engines_do_not_import_torch(engine_dirs, tmp_path):
     out = _run_isolated(f"""
 import numpy as np
 from edge.runtime import load_engines
 from edge.runtime.feeds import load_examples
-for d in ({str(engine_dir)!r},):
+for d in {[str(d) for d in engine_dirs.values()]!r}:
     engines = load_engines(d)
     for name in engines.networks:
         feeds, ref = load_examples(d, name)
@@ -389,8 +416,10 @@ print('ok')
 def test_tensorrt_version_and_gpu_mismatch_messages(engine_dir):
     from edge.runtime import fingerprint as fpr
     from edge.runtime.trt_backend import tensorrt_version
-    fp = {"target": "agx-orin", "precision": "fp16", "source_dir": "/data/export", "backend_version": "10.3.0.30",
-          "device": {"kind": "gpu", "name": "Orin", "compute_capability": "8.7"}}
+    d = json.loads((engine_dir / "fingerprint.json").read_text())
+    fp = Fingerprint.from_dict({**d, "target": "agx-orin", "precision": "fp16", "source_dir": "/data/export",
+                                "backend": "tensorrt", "backend_version": "10.3.0.30",
+                                "device": {"kind": "gpu", "name": "Orin", "compute_capability": "8.7"}}, "fp", "x")
     here = tensorrt_version()                       # tensorrt_lean's version here (11.x), read from metadata
     assert here and not here.startswith("10.3")
     with pytest.raises(EngineMismatch) as e:

@@ -7,6 +7,7 @@ import importlib.util
 import numpy as np
 import pytest
 
+from edge.contract import Manifest
 from edge.export.onnx_export import export_model
 from edge.models import registry
 from edge.models.registry import MODELS, torch_engines
@@ -46,7 +47,7 @@ def test_real_model_engines_match_pytorch(built, rng):
             assert fp["networks"][name]["numba_split_faster"] == (t["onnxruntime+numba_split"] < t["onnxruntime_fp32"])
         assert net["validation"]["max_abs_err"] < TOL[model]
     engines, ref = load_engines(engine_dir), torch_engines(model, model=module)
-    assert engines.config == ref.config == manifest["config"]
+    assert engines.config == ref.config == Manifest.from_dict(manifest).config
     for name, net in manifest["networks"].items():
         examples, _ = load_examples(engine_dir, name)
         syms = sorted({s for i in net["inputs"] for s in i["shape"] if isinstance(s, str)})

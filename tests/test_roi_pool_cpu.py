@@ -12,7 +12,7 @@ import torch
 from edge.kernels.roi_pool import cpu
 from edge.kernels.roi_pool.reference import roi_pool_math
 from edge.kernels.roi_pool.torch_op import roi_pool as torch_roi_pool
-from roi_pool_cases import KINDS, make_features, make_rois, ort_max_roi_pool
+from fixtures.roi_pool_cases import KINDS, make_features, make_rois, ort_max_roi_pool
 
 
 def _reference(x, rois, pooled_shape, scale):

@@ -15,10 +15,11 @@ import pytest
 import torch
 from onnx import TensorProto, helper
 
-from edge.kernels.onnx_functions import EDGE_DOMAIN, attach_functions, export_onnx, strip_functions
+from edge.kernels.onnx_functions import EDGE_DOMAIN, attach_functions, strip_functions
+from edge.ops import export_onnx
 from edge.kernels.roi_pool.reference import roi_pool_math
 from edge.kernels.roi_pool.torch_op import RoiPool, roi_pool
-from roi_pool_cases import KINDS, make_features, make_rois, ort_max_roi_pool, session
+from fixtures.roi_pool_cases import KINDS, make_features, make_rois, ort_max_roi_pool, session
 
 DYN = {"x": {0: "N", 1: "C", 2: "H", 3: "W"}, "rois": {0: "R"}, "y": {0: "R", 1: "C"}}
 _SESSIONS: dict = {}

@@ -13,7 +13,7 @@ import cv2
 import pytest
 
 from edge.assets import video_clip
-from test_stream_helpers import MJPEGServer, read_clip
+from fixtures.numpy_engines import MJPEGServer, read_clip
 
 CLIP = video_clip("carphone_pristine.mp4")
 PY = sys.executable

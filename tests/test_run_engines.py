@@ -16,8 +16,9 @@ from edge.runtime import load_engines
 from edge.stream.pipeline import Pipeline, StreamInput
 from edge.stream.sources import open_source
 from edge.tracking import SiameseTracker
+from edge.tracking.session import TrackerRuntime
 from test_run_cli import RUNNER, jsonl, video_frames
-from test_stream_helpers import read_clip
+from fixtures.numpy_engines import read_clip
 from test_stream_pipeline import Collect
 
 pytestmark = pytest.mark.slow
@@ -52,21 +53,22 @@ def direct_tracker_boxes(frames, engines, box):
 def direct_labels(frames, engines):
     """Label score per due frame from the engines alone (no ring buffer, no pipeline)."""
     cfg = engines.config
-    T, size = cfg["clip_len"], cfg["input_size"]
-    prep = FrameStream(size, cfg["flow"]["preset"], cfg["flow"]["bound"])
+    T, size = cfg.window, cfg.input_size
+    prep = FrameStream(size, cfg.flow_preset, cfg.flow_bound)
+    state = engines["step"].inputs[1].shape[1:]
     feats = []
     for f in frames:
         rgb, flow = prep(f)
         feats.append(engines["encoder"].run({"rgb": rgb, "flow": flow})["features"])
     out, stride = {}, ClassifierRuntime(engines).stride
     for k in range(T - 1, len(frames), stride):
-        h = np.zeros((1, *cfg["state_shape"]), np.float32)
+        h = np.zeros((1, *state), np.float32)
         c = h.copy()
         for t in range(k - T + 1, k + 1):
             o = engines["step"].run({"features": feats[t], "h": h, "c": c})
             h, c = o["h_next"], o["c_next"]
         p = softmax(o["logits"][0].astype(np.float64))
-        out[k] = (cfg["classes"][int(p.argmax())], float(p.max()))
+        out[k] = (cfg.classes[int(p.argmax())], float(p.max()))
     return out
 
 
@@ -104,9 +106,9 @@ def test_two_streams_keep_separate_tracker_state(engine_dirs):
     trk, cls = load_engines(engine_dirs["tracker"]), load_engines(engine_dirs["classifier"])
     boxes = [BOX, (20.0, 60.0, 40.0, 40.0)]
     sink = Collect()
-    pipe = Pipeline([StreamInput(open_source(str(CLIP)), b) for b in boxes], tracker=lambda: SiameseTracker(trk),
+    pipe = Pipeline([StreamInput(open_source(str(CLIP)), b) for b in boxes], tracker=TrackerRuntime(trk),
                     classifier=ClassifierRuntime(cls), sinks=[sink], max_frames=20)
-    assert [s["processed"] for s in pipe.run()] == [20, 20]
+    assert [s.processed for s in pipe.run()] == [20, 20]
     clip = read_clip(CLIP)[:20]
     for s, b in enumerate(boxes):
         got = np.array([r.box for r in sink.results if r.stream == s])

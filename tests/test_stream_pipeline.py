@@ -9,11 +9,12 @@ import numpy as np
 import pytest
 
 from edge.assets import video_clip
+from edge.events import ActionEnd
 from edge.classify.preprocess import FrameStream
 from edge.classify.runtime import ClassifierRuntime, Hysteresis, softmax
 from edge.stream.pipeline import Pipeline, Sink, StreamInput
 from edge.stream.sources import LiveSource, open_source
-from test_stream_helpers import LABELS, classifier_engines, read_clip
+from fixtures.numpy_engines import LABELS, classifier_engines, read_clip
 
 CLIP = video_clip("carphone_pristine.mp4")
 
@@ -23,8 +24,7 @@ class Collect(Sink):
         self.results = []
 
     def write(self, r):
-        if r.image is not None:
-            self.results.append(r)
+        self.results.append(r)
 
 
 def direct_window_logits(frames, engines, window, stride, size=56):
@@ -52,7 +52,7 @@ def test_file_source_processes_every_frame_with_classifier_windows():
     sink = Collect()
     pipe = Pipeline([StreamInput(open_source(str(CLIP)))], classifier=ClassifierRuntime(engines), sinks=[sink])
     summary = pipe.run()
-    assert summary[0]["processed"] == summary[0]["captured"] == 120 and summary[0]["drops"] == 0
+    assert summary[0].processed == summary[0].captured == 120 and summary[0].drops == 0
     assert [r.index for r in sink.results] == list(range(120))
     assert all(np.array_equal(r.image, f) for r, f in zip(sink.results, frames))
     ref = direct_window_logits(frames, classifier_engines(window=4, stride=3), 4, 3)
@@ -75,7 +75,7 @@ def test_two_streams_batch_the_encoder_and_keep_separate_state():
     pipe = Pipeline([StreamInput(open_source(str(CLIP)), name="a"), StreamInput(rev, name="b")],
                     classifier=ClassifierRuntime(engines), sinks=[sink], max_frames=60, max_batch=4)
     summary = pipe.run()
-    assert [s["processed"] for s in summary] == [60, 60]
+    assert [s.processed for s in summary] == [60, 60]
     assert max(engines["encoder"].calls) > 1, "the encoder never saw a batch across streams"
     ref = direct_window_logits(frames[:60], classifier_engines(window=4, stride=2), 4, 2)
     for s in (0, 1):
@@ -98,9 +98,9 @@ def test_live_source_drops_oldest_when_inference_is_slow():
     pipe = Pipeline([StreamInput(_live_file(CLIP))], classifier=ClassifierRuntime(engines), sinks=[sink],
                     live_queue_size=2, max_batch=1)
     s = pipe.run()[0]
-    assert s["captured"] == 120
-    assert s["drops"] > 0
-    assert s["processed"] + s["drops"] + _in_flight_lost(pipe) == 120
+    assert s.captured == 120
+    assert s.drops > 0
+    assert s.processed + s.drops + _in_flight_lost(pipe) == 120
     idx = [r.index for r in sink.results]
     assert idx == sorted(set(idx)) and idx[-1] == 119          # order kept, the newest frame survives
     gaps = np.diff(idx)
@@ -117,7 +117,7 @@ def test_file_source_never_drops_with_slow_inference():
     pipe = Pipeline([StreamInput(open_source(str(CLIP)))], classifier=ClassifierRuntime(engines), sinks=[sink],
                     queue_size=2, max_batch=1, max_frames=40)
     s = pipe.run()[0]
-    assert s["drops"] == 0 and s["processed"] == s["captured"] == 40
+    assert s.drops == 0 and s.processed == s.captured == 40
     assert [r.index for r in sink.results] == list(range(40))
 
 
@@ -127,8 +127,8 @@ def test_stop_mid_run_finishes_cleanly():
     pipe = Pipeline([StreamInput(open_source(str(CLIP)))], classifier=ClassifierRuntime(engines), sinks=[sink])
     threading.Timer(0.3, pipe.stop).start()
     s = pipe.run()[0]
-    assert 0 < s["processed"] == s["captured"] < 120
-    assert [r.index for r in sink.results] == list(range(s["processed"]))
+    assert 0 < s.processed == s.captured < 120
+    assert [r.index for r in sink.results] == list(range(s.processed))
 
 
 def test_stage_error_aborts_and_reraises():
@@ -139,7 +139,7 @@ def test_stage_error_aborts_and_reraises():
     closed = []
 
     class Marker(Sink):
-        def close(self, pipeline):
+        def close(self, summaries):
             closed.append(True)
     pipe = Pipeline([StreamInput(open_source(str(CLIP)))], sinks=[Broken(), Marker()])
     with pytest.raises(RuntimeError, match="disk full"):
@@ -151,7 +151,7 @@ def test_stage_error_aborts_and_reraises():
 def _run(h, seq):
     out = []
     for i, (label, score) in enumerate(seq):
-        out += [(e["type"], e["label"], e["frame"]) for e in h.update(label, score, i)]
+        out += [(e.type, e.label, e.frame) for e in h.update(label, score, i)]
     return out
 
 
@@ -168,4 +168,4 @@ def test_hysteresis_background_never_starts_and_switch_ends_first():
     h = Hysteresis(on=0.5, off=0.3, enter=1, exit=1)
     seq = [("idle", 0.99), ("fall", 0.8), ("take", 0.9), ("take", 0.9)]
     assert _run(h, seq) == [("action_start", "fall", 1), ("action_end", "fall", 2), ("action_start", "take", 2)]
-    assert h.close(9) == [{"type": "action_end", "label": "take", "frame": 9, "start_frame": 2}]
+    assert h.close(9) == [ActionEnd(9, "take", 2)]

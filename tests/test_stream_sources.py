@@ -12,7 +12,7 @@ from edge.assets import video_clip
 from edge.errors import UserError
 from edge.stream.sources import (ImageFolderSource, LiveSource, VideoFileSource, _gstreamer_available,
                                  classify_spec, open_source)
-from test_stream_helpers import MJPEGServer, free_port, read_clip
+from fixtures.numpy_engines import MJPEGServer, free_port, read_clip
 
 CLIP = video_clip("carphone_pristine.mp4")
 

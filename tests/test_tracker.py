@@ -129,7 +129,7 @@ def test_regression_reads_search_embeddings_like_a_template_pass(engines, rng):
     import copy
     from edge.runtime.base import Engines
     seq = render_sequence(int(rng.integers(0, 10_000)), length=12)
-    manifest = copy.deepcopy(engines.manifest)
+    manifest = copy.deepcopy(engines.manifest.to_dict())
     manifest.setdefault("config", {})["networks"] = {
         "template": {"inputs": ["image", "box"], "outputs": ["embedding"]},
         "search": {"inputs": ["image", "rois", "template"], "outputs": ["scores"]}}

@@ -8,20 +8,19 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from edge.runtime.base import Engines, TensorSpec
-from edge.runtime.fileio import read_json
-from edge.runtime.ort_backend import OrtEngine
+from edge.contract import TensorSpec
+from edge.runtime.base import Engines
+from edge.fileio import read_json
+from edge.runtime.ort_backend import OrtEngine, session
 
 ORT_TYPES = {"tensor(float)": "float32", "tensor(float16)": "float16", "tensor(int64)": "int64",
              "tensor(int32)": "int32", "tensor(uint8)": "uint8", "tensor(int8)": "int8"}
 
 
 def plain_engine(name: str, path: str | Path) -> OrtEngine:
-    """One exported network in a default CPU session."""
-    import onnxruntime as ort
-    opts = ort.SessionOptions()
-    opts.add_session_config_entry("session.force_spinning_stop", "1")   # see the module docstring
-    sess = ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
+    """One exported network in a default CPU session (onnxruntime's online optimisations, its default
+    threads; its workers stop spinning when a run returns: see the module docstring)."""
+    sess = session(Path(path), threads=None, optimized_offline=False, spin="during_run")
 
     def specs(args) -> list[TensorSpec]:
         return [TensorSpec(a.name, tuple(a.shape), ORT_TYPES.get(a.type, "float32")) for a in args]

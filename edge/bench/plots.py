@@ -7,7 +7,7 @@ from pathlib import Path
 
 import numpy as np
 
-from edge.runtime.fileio import atomic_write_bytes
+from edge.fileio import atomic_write_bytes
 
 
 def _plt():

@@ -8,7 +8,7 @@ import subprocess
 from datetime import datetime, timezone
 from pathlib import Path
 
-from edge.runtime.fileio import atomic_write_bytes, atomic_write_json
+from edge.fileio import atomic_write_bytes, atomic_write_json
 
 
 def host_info() -> dict:

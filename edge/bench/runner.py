@@ -14,12 +14,12 @@ from dataclasses import dataclass, field
 from typing import Callable
 
 from edge.bench import numerics, tolerances
-from edge.bench.record import recording
+from edge.runtime.record import recording
 from edge.bench.stats import latency_stats
 from edge.bench.timing import time_round_robin
+from edge.contract import MODEL_NETWORKS as NETWORKS
 from edge.runtime.base import Engines
 
-NETWORKS = {"tracker": ("template", "search"), "classifier": ("encoder", "step")}
 TASK_KIND = {"tracker": "tracking", "classifier": "classification"}
 
 
@@ -48,18 +48,6 @@ class Settings:
     def timing(self) -> dict:
         return dict(warmup_runs=2, warmup_s=self.warmup_s, min_runs=self.min_runs, min_s=self.min_s,
                     max_runs=self.max_runs)
-
-
-def model_name(engines: Engines) -> str:
-    """``tracker`` / ``classifier`` from the manifest, else from the network names."""
-    name = (engines.manifest or {}).get("model")
-    if name in NETWORKS:
-        return name
-    nets = set(engines.networks)
-    for model, expected in NETWORKS.items():
-        if set(expected) <= nets:
-            return model
-    raise ValueError(f"cannot tell which model has networks {sorted(nets)} (manifest model {name!r})")
 
 
 def _speedup(ref: dict | None, row: dict | None, key: str = "median_ms") -> float | None:

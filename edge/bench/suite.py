@@ -3,40 +3,35 @@ plain-onnxruntime baseline, run :func:`edge.bench.runner.bench_model`, write the
 from __future__ import annotations
 
 import importlib
-import inspect
 from pathlib import Path
 from typing import Callable, Sequence
 
 from edge.bench import data as bench_data
 from edge.bench import plots, report, runner, tolerances
 from edge.bench.runner import Subject
+from edge.errors import UserError
 from edge.runtime.base import Engines
 
 
 def load_engine_dir(path: str | Path, threads: int | None) -> Engines:
     from edge.runtime import load_engines
-    kw = {"threads": threads} if "threads" in inspect.signature(load_engines).parameters else {}
-    return load_engines(path, **kw)
-
-
-def fingerprint_of(path: str | Path) -> dict:
-    try:
-        from edge.runtime import fingerprint
-        return fingerprint.read(path)
-    except Exception:  # noqa: BLE001 - an engine folder without a readable fingerprint has no source info
-        return {}
+    return load_engines(path, threads=threads)
 
 
 def export_dir_of(engine_dir: Path, explicit: Sequence[str], model: str) -> Path | None:
     """The un-optimised export an engine was built from: ``--export`` (matching model) or the fingerprint."""
-    from edge.runtime.fileio import read_json
+    from edge.runtime.load import load_manifest
     for d in explicit:
         try:
-            if read_json(Path(d) / "model.json", "export manifest").get("model") == model:
+            if load_manifest(d, "export manifest").kind == model:
                 return Path(d)
-        except (FileNotFoundError, ValueError):
+        except (FileNotFoundError, ValueError, UserError):
             raise FileNotFoundError(f"--export {d}: no readable model.json (run edge export)") from None
-    src = fingerprint_of(engine_dir).get("source_dir")
+    from edge.runtime import fingerprint
+    try:
+        src = fingerprint.read(engine_dir).source_dir
+    except (UserError, FileNotFoundError):     # no readable fingerprint: no source info
+        src = None
     for cand in ([Path(src), engine_dir / src] if src else []):
         if (cand / "model.json").is_file():
             return cand
@@ -72,9 +67,7 @@ def make_task(model: str, engines: Engines, data: Sequence[str], cache: str, max
             return TrackerTask(loaded, f"{len(loaded)} sequences, {frames} frames ({', '.join(seqs)})"), None
         if model == "classifier":
             from edge.bench.tasks import ClassifierTask
-            classes = engines.config.get("classes")
-            if not classes:
-                return None, "the classifier manifest lists no classes"
+            classes = engines.config.classes
             if not clips:
                 log("[classifier] generating labelled test clips (cached)")
                 clips = [str(bench_data.generated_clips(cache))]
@@ -107,15 +100,15 @@ def run_suite(engine_dirs: Sequence[str], data: Sequence[str] = (), tolerances_f
     groups: dict[str, list[tuple[Path, Engines]]] = {}
     for d in engine_dirs:
         engines = load_engine_dir(d, threads)
-        groups.setdefault(runner.model_name(engines), []).append((Path(d), engines))
+        groups.setdefault(engines.kind, []).append((Path(d), engines))
 
     models = {}
     for model, items in groups.items():
         first_dir, first = items[0]
-        manifest = first.manifest or {}
-        weights = (manifest.get("weights") or {}).get("path")
+        manifest = first.manifest
+        weights = manifest.weights.get("path")
         from edge.models.registry import MODELS, torch_engines  # lazily: torch only for the reference row
-        source = manifest.get("model") if manifest.get("model") in MODELS else manifest.get("module") or model
+        source = manifest.model if manifest.model in MODELS else manifest.module or model
         log(f"[{model}] PyTorch reference: {source} (weights: {weights or 'default'})")
         if source not in MODELS:
             try:
@@ -153,7 +146,7 @@ def run_suite(engine_dirs: Sequence[str], data: Sequence[str] = (), tolerances_f
         section = runner.bench_model(model, subjects, task, settings, fallback, log)
         ref_hash = reference_weights_sha256(source, weights)
         for row, s in zip(section["rows"], subjects):
-            got = ((s.engines.manifest or {}).get("weights") or {}).get("sha256")
+            got = s.engines.manifest.weights.get("sha256")
             if not row["reference"] and ref_hash and got and got != ref_hash:
                 msg = (f"built from other weights than the PyTorch reference (export sha256 {got[:12]}, "
                        f"reference {ref_hash[:12]}): re-export, or rebuild from the same weights")

@@ -1,13 +1,13 @@
-"""Timed engine calls: warm-up first, then per-call latency, rows interleaved round-robin in short blocks
-(torch-free)."""
+"""Timed engine calls for ``edge bench``: the one interleaved timer (``edge.timing``) over engines and
+recorded inputs, with trtexec's latency set per row (torch-free)."""
 from __future__ import annotations
 
-import time
 from typing import Mapping, Sequence
 
 import numpy as np
 
 from edge.bench.stats import latency_stats
+from edge.timing import interleaved
 
 
 def time_round_robin(engines: Sequence, feeds: Sequence[Mapping[str, np.ndarray]], *, warmup_runs: int = 3,
@@ -25,46 +25,22 @@ def time_round_robin(engines: Sequence, feeds: Sequence[Mapping[str, np.ndarray]
     statistics under ``"phases"``."""
     if not feeds:
         raise ValueError("time_round_robin: no inputs")
-    out: list[dict | Exception | None] = [None] * len(engines)
-    times: list[list[float]] = [[] for _ in engines]
     phases: list[dict[str, list[float]]] = [{} for _ in engines]
-    spent = [0.0] * len(engines)
-    live = list(range(len(engines)))
-    for k in list(live):                            # warm-up, engine by engine
-        try:
-            t0, i = time.perf_counter(), 0
-            while i < warmup_runs or time.perf_counter() - t0 < warmup_s:
-                engines[k].run(feeds[i % len(feeds)])
-                i += 1
-        except Exception as e:  # noqa: BLE001
-            out[k] = e
-            live.remove(k)
-    i = 0
-    while live:
-        for k in list(live):
-            try:
-                for _ in range(settle):
-                    engines[k].run(feeds[i % len(feeds)])
-                for j in range(block):
-                    t0 = time.perf_counter()
-                    engines[k].run(feeds[(i + j) % len(feeds)])
-                    dt = time.perf_counter() - t0
-                    times[k].append(dt)
-                    for name, ms in (getattr(engines[k], "last_timings", None) or {}).items():
-                        phases[k].setdefault(name, []).append(float(ms) / 1e3)
-                    spent[k] += dt
-                    n = len(times[k])
-                    if n >= max_runs or (n >= min_runs and spent[k] >= min_s):
-                        live.remove(k)
-                        break
-            except Exception as e:  # noqa: BLE001
-                out[k] = e
-                live.remove(k)
-        i += block
-    for k, t in enumerate(times):
-        if out[k] is None:
-            out[k] = latency_stats(t)
-            out[k]["times_ms"] = [round(x * 1e3, 4) for x in t]
-            if phases[k]:
-                out[k]["phases"] = {name: latency_stats(v) for name, v in phases[k].items()}
+
+    def after_call(k: int) -> None:
+        for name, ms in (getattr(engines[k], "last_timings", None) or {}).items():
+            phases[k].setdefault(name, []).append(float(ms) / 1e3)
+    got = interleaved([lambda i, e=e: e.run(feeds[i % len(feeds)]) for e in engines], warmup_runs=warmup_runs,
+                      warmup_s=warmup_s, min_runs=min_runs, min_s=min_s, max_runs=max_runs, settle=settle,
+                      block=block, after_call=after_call)
+    out: list[dict | Exception] = []
+    for k, t in enumerate(got):
+        if isinstance(t, Exception):
+            out.append(t)
+            continue
+        st = latency_stats(t)
+        st["times_ms"] = [round(x * 1e3, 4) for x in t]
+        if phases[k]:
+            st["phases"] = {name: latency_stats(v) for name, v in phases[k].items()}
+        out.append(st)
     return out

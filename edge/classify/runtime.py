@@ -1,22 +1,28 @@
-"""Streaming action classifier on engines (torch-free).
+"""Streaming action classifier on engines (torch-free): ``ClassifierRuntime`` (the engines and the batched
+step) and one ``ClassifierSession`` per stream (preprocessing, ring buffer, windows, hysteresis, last label).
 
 Per frame the ``encoder`` engine (rgb + flow -> ``features``, ``attention``) runs once; its features go
-into a ring buffer of the last ``window`` (T) frames. Every ``stride`` frames, once T features are there,
-the window runs through the ConvLSTM ``step`` engine from zero state (h = c = 0, T steps, host loop);
-the last step's ``logits`` give the label and its softmax score. Overlapping windows never recompute the
-encoder. ``Hysteresis`` turns per-window labels into ``action_start`` / ``action_end`` events.
+into the session's ring buffer of the last ``window`` (T) frames. Every ``stride`` frames, once T features
+are there, the window runs through the ConvLSTM ``step`` engine from zero state (h = c = 0, T steps, host
+loop); the last step's ``logits`` give the label and its softmax score. Overlapping windows never recompute
+the encoder. ``Hysteresis`` turns per-window labels into ``ActionStart`` / ``ActionEnd`` events.
 
-Encoder and step calls take a batch: frames (or windows) of several streams run together when the
-engine's batch axis is dynamic.
+Protocol shared with ``edge.tracking.session`` (see ``edge.stream.pipeline``): ``session.prepare(frame)``
+in the stream's preprocessing thread (resize + DIS flow); ``runtime.step(items)`` in the inference thread,
+batched across streams (encoder frames and ConvLSTM windows each run as one batch where the engine's batch
+axis is dynamic); ``session.close(last_frame)`` ends an open action.
 """
 from __future__ import annotations
 
 from collections import deque
 from dataclasses import dataclass, field
-from typing import Callable, Sequence
+from typing import Sequence
 
 import numpy as np
 
+from edge.classify.preprocess import FrameStream
+from edge.errors import UserError
+from edge.events import ActionEnd, ActionStart, Event
 from edge.runtime.base import Engine, Engines
 
 BACKGROUND = ("background", "none", "idle", "no_action", "nothing", "bg")
@@ -83,8 +89,8 @@ class Hysteresis:
     _off_n: int = 0
     _start_frame: int | None = None
 
-    def update(self, label: str, score: float, frame: int) -> list[dict]:
-        events: list[dict] = []
+    def update(self, label: str, score: float, frame: int) -> list[Event]:
+        events: list[Event] = []
         is_action = label.lower() not in self.background
         if self.active is not None:
             if label == self.active and score >= self.off:
@@ -92,8 +98,7 @@ class Hysteresis:
             else:
                 self._off_n += 1
                 if self._off_n >= self.exit:
-                    events.append({"type": "action_end", "label": self.active, "frame": frame,
-                                   "start_frame": self._start_frame})
+                    events.append(ActionEnd(frame, self.active, self._start_frame))
                     self.active, self._off_n, self._start_frame = None, 0, None
                     self._cand, self._cand_n = None, 0
         if self.active is None:
@@ -103,119 +108,147 @@ class Hysteresis:
                 if self._cand_n >= self.enter:
                     self.active, self._start_frame, self._off_n = label, frame, 0
                     self._cand, self._cand_n = None, 0
-                    events.append({"type": "action_start", "label": label, "frame": frame,
-                                   "score": float(score)})
+                    events.append(ActionStart(frame, label, float(score)))
             else:
                 self._cand, self._cand_n = None, 0
         return events
 
-    def close(self, frame: int) -> list[dict]:
+    def close(self, frame: int) -> list[Event]:
         """End an open action at the end of the stream."""
         if self.active is None:
             return []
-        ev = [{"type": "action_end", "label": self.active, "frame": frame, "start_frame": self._start_frame}]
+        ev: list[Event] = [ActionEnd(frame, self.active, self._start_frame)]
         self.active = None
         return ev
 
 
 @dataclass
-class ClassifierStream:
-    """One stream's classifier state: preprocessing state, feature ring buffer, hysteresis."""
-    prep: Callable
-    window: int
-    stride: int
-    hysteresis: Hysteresis
-    features: deque = field(default_factory=deque)
-    attention: np.ndarray | None = None
-    since: int = 0                     # frames pushed since the last window ran
-    started: bool = False              # a window has run since the last reset
-    last: WindowResult | None = None
+class ClassifierUpdate:
+    """The classifier's state after one frame: the latest window's label and score, the attention map."""
+    label: str | None
+    label_score: float | None
+    attention: np.ndarray | None
+    events: list[Event] = field(default_factory=list)
 
+
+class ClassifierSession:
+    """One stream's classifier state. ``prepare`` (the preprocessing thread) owns the flow state; the ring
+    buffer, window counter, hysteresis and last label belong to the inference thread (``runtime.step``)."""
+
+    def __init__(self, runtime: "ClassifierRuntime") -> None:
+        self.runtime = runtime
+        cfg = runtime.cfg
+        self.prep = FrameStream(cfg.input_size, cfg.flow_preset, cfg.flow_bound)
+        self.window, self.stride = runtime.window, runtime.stride
+        self.hysteresis = Hysteresis(**runtime.hysteresis_args)
+        self.features: deque = deque(maxlen=self.window)
+        self.attention: np.ndarray | None = None
+        self.since = 0                     # frames pushed since the last window ran
+        self.started = False               # a window has run since the last reset
+        self.last: WindowResult | None = None
+
+    # -- preprocessing thread ----------------------------------------------------------------------
+    def prepare(self, frame) -> dict[str, np.ndarray]:
+        """Frame -> encoder feeds (batch 1): resize, DIS flow from this stream's previous frame; the flow
+        restarts from zero after a reconnect."""
+        if getattr(frame, "reconnected", False):
+            self.prep.reset()
+        rgb, flow = self.prep(frame.image if hasattr(frame, "image") else frame)
+        return dict(zip(self.runtime.cfg.encoder_inputs, (rgb, flow)))
+
+    def prime(self, image: np.ndarray) -> None:
+        """Seed the optical flow with ``image`` without classifying it (a clip's first frame)."""
+        self.prep(image)
+
+    # -- inference thread --------------------------------------------------------------------------
     def reset_window(self) -> None:
         """Empty the feature ring (after a reconnect): the next window needs T new frames."""
         self.features.clear()
         self.since, self.started = 0, False
 
-    def reset(self) -> None:
-        """Forget the past: empty ring, flow restarts from zero."""
-        self.reset_window()
-        self.prep.reset()
+    def push(self, features: np.ndarray, attention: np.ndarray | None) -> list[np.ndarray] | None:
+        """Add one frame's features; returns the window (T features, oldest first) when one is due: the
+        first time T frames are there, then every ``stride`` frames."""
+        self.features.append(features)
+        if attention is not None:
+            self.attention = attention
+        self.since += 1
+        if len(self.features) == self.window and (not self.started or self.since >= self.stride):
+            self.since, self.started = 0, True
+            return list(self.features)
+        return None
+
+    def close(self, last_frame: int) -> list[Event]:
+        """End an open action at the end of the stream."""
+        return self.hysteresis.close(last_frame)
 
 
 class ClassifierRuntime:
-    """The classifier over ``Engines`` with networks ``encoder`` and ``step``.
+    """The classifier over ``Engines`` with networks ``encoder`` and ``step`` (``edge.contract.ClassifierConfig``).
 
-    Constants come from the manifest config (``window``/``T``, ``stride``, ``input_size``, ``labels``)
-    unless given. ``prepare`` runs in the preprocessing stage (per stream, flow + resize); ``encode`` and
-    ``classify`` run in the inference stage, batched across streams.
-    """
+    ``window``/``stride`` default to the manifest's; ``hysteresis`` overrides ``Hysteresis`` defaults."""
 
     def __init__(self, engines: Engines, window: int | None = None, stride: int | None = None,
-                 labels: Sequence[str] | None = None, input_size: int | None = None,
-                 hysteresis: dict | None = None, flow_preset: str = "ultrafast") -> None:
-        cfg = dict(engines.config or {})
-        self.engines = engines
-        self.encoder, self.step = engines["encoder"], engines["step"]
-        self.window = int(window or _first(cfg, "window", "T", "clip_len", "seq_len", default=8))
-        self.stride = int(stride or _first(cfg, "stride", default=max(1, self.window // 2)))
+                 hysteresis: dict | None = None) -> None:
+        if engines.kind != "classifier":
+            raise UserError(f"classifier engines needed (encoder + step), got {engines.kind} engines "
+                            f"({', '.join(engines.networks)})")
+        self.engines, self.cfg = engines, engines.config
+        self.encoder, self.step_engine = engines["encoder"], engines["step"]
+        self.window = int(window if window is not None else self.cfg.window)
+        self.stride = int(stride if stride is not None else (self.cfg.stride if window is None
+                                                              else max(1, self.window // 2)))
         if self.window < 1 or self.stride < 1:
-            raise ValueError(f"classifier window and stride must be >= 1 (got {self.window}, {self.stride})")
-        self.input_size = int(input_size or _first(cfg, "input_size", "size", "image_size", default=0)
-                              or _spatial(self.encoder))
-        n_cls = int(self.step.outputs[[o.name for o in self.step.outputs].index("logits")].shape[-1]) \
-            if any(o.name == "logits" for o in self.step.outputs) else 0
-        labels = list(labels or _first(cfg, "labels", "classes", "class_names", default=[]) or [])
-        if not labels and n_cls:
-            labels = [f"class_{i}" for i in range(n_cls)]
-        self.labels = labels
+            raise UserError(f"classifier window and stride must be >= 1 (got {self.window}, {self.stride})")
+        self.labels = list(self.cfg.classes)
         self.hysteresis_args = dict(hysteresis or {})
-        flow = cfg.get("flow") if isinstance(cfg.get("flow"), dict) else {}
-        self.flow_preset = flow.get("preset", flow_preset)
-        self.flow_bound = float(flow.get("bound", 0) or 0) or None
-        self._enc_in = [s.name for s in self.encoder.inputs]
-        h_spec = {s.name: s for s in self.step.inputs}
+        h_spec = {s.name: s for s in self.step_engine.inputs}
         self._state_shape = {k: tuple(int(d) if isinstance(d, int) and d > 0 else None
                                       for d in h_spec[k].shape) for k in ("h", "c")}
 
-    # -- per stream ------------------------------------------------------------------------------------
-    def new_stream(self) -> ClassifierStream:
-        from edge.classify.preprocess import FrameStream
-        prep = FrameStream(self.input_size, self.flow_preset, **({"bound": self.flow_bound} if self.flow_bound else {}))
-        return ClassifierStream(prep=prep, window=self.window,
-                                stride=self.stride, hysteresis=Hysteresis(**self.hysteresis_args))
+    def session(self) -> ClassifierSession:
+        return ClassifierSession(self)
 
-    def prepare(self, stream: ClassifierStream, image: np.ndarray) -> dict[str, np.ndarray]:
-        """Frame -> encoder feeds (batch 1): resize, DIS flow from the previous frame of this stream."""
-        rgb, flow = stream.prep(image)
-        names = self._enc_in
-        if set(names) >= {"rgb", "flow"}:
-            return {"rgb": rgb, "flow": flow}
-        return dict(zip(names, (rgb, flow)))
+    # -- the inference stage -----------------------------------------------------------------------
+    def step(self, items: Sequence[tuple[ClassifierSession, dict, object]]) -> list[ClassifierUpdate]:
+        """One update per ``(session, encoder feeds, frame)`` item, in order: the encoder on every frame at
+        once, features pushed per stream, the due windows through the ConvLSTM at once, then each stream's
+        label carried forward in frame order (its later frames in the batch see its newest window)."""
+        if not items:
+            return []
+        before = {id(sess): sess.last for sess, _, _ in items}
+        encoded = self.encode([feeds for _, feeds, _ in items])
+        due: list[tuple[int, list]] = []
+        for k, ((sess, _, frame), (feats, att)) in enumerate(zip(items, encoded)):
+            if getattr(frame, "reconnected", False):
+                sess.reset_window()
+            win = sess.push(feats, att)
+            if win is not None:
+                due.append((k, win))
+        windows: dict[int, tuple[WindowResult, list[Event]]] = {}
+        if due:
+            for (k, _), lg in zip(due, self.classify([w for _, w in due])):
+                sess, _, frame = items[k]
+                windows[k] = self.result(sess, lg, frame.index)
+        current = dict(before)
+        out = []
+        for k, (sess, _, _) in enumerate(items):
+            events: list[Event] = []
+            if k in windows:
+                current[id(sess)], events = windows[k]
+            last = current[id(sess)]
+            out.append(ClassifierUpdate(last.label if last else None, last.score if last else None,
+                                        attention_map(sess.attention), events))
+        return out
 
-    # -- inference stage -------------------------------------------------------------------------------
     def encode(self, feeds: Sequence[dict[str, np.ndarray]]) -> list[tuple[np.ndarray, np.ndarray | None]]:
         """Encoder on several frames at once -> [(features [1,C,H,W], attention or None)] per frame."""
         outs = run_batched(self.encoder, list(feeds))
         return [(o["features"], o.get("attention")) for o in outs]
 
-    def push(self, stream: ClassifierStream, features: np.ndarray,
-             attention: np.ndarray | None) -> list[np.ndarray] | None:
-        """Add one frame's features; returns the window (T features, oldest first) when one is due: the
-        first time T frames are there, then every ``stride`` frames."""
-        stream.features.append(features)
-        while len(stream.features) > stream.window:
-            stream.features.popleft()
-        if attention is not None:
-            stream.attention = attention
-        stream.since += 1
-        if len(stream.features) == stream.window and (not stream.started or stream.since >= stream.stride):
-            stream.since, stream.started = 0, True
-            return list(stream.features)
-        return None
-
     def classify(self, windows: Sequence[Sequence[np.ndarray]]) -> np.ndarray:
         """ConvLSTM over windows (each T features [1,C,H,W]) from zero state -> logits [B, K]."""
-        cap = batch_capacity(self.step)
+        cap = batch_capacity(self.step_engine)
         if cap is not None and cap != len(windows):
             return np.concatenate([self.classify(windows[i:i + 1]) for i in range(len(windows))]) \
                 if cap == 1 else self._classify_padded(windows, cap)
@@ -227,7 +260,7 @@ class ClassifierRuntime:
         logits = None
         for t in range(len(windows[0])):
             x = np.concatenate([w[t] for w in windows]) if b > 1 else windows[0][t]
-            out = self.step.run({"features": x, "h": h, "c": c})
+            out = self.step_engine.run({"features": x, "h": h, "c": c})
             h, c, logits = out["h_next"], out["c_next"], out["logits"]
         return logits
 
@@ -248,14 +281,14 @@ class ClassifierRuntime:
                 shape[i] = feats.shape[i]
         return tuple(shape)
 
-    def result(self, stream: ClassifierStream, logits: np.ndarray, frame: int) -> tuple[WindowResult, list[dict]]:
-        """Logits [K] of a window ending at ``frame`` -> result + hysteresis events."""
+    def result(self, session: ClassifierSession, logits: np.ndarray, frame: int) -> tuple[WindowResult, list[Event]]:
+        """Logits [K] of a window ending at ``frame`` -> the session's new label + hysteresis events."""
         p = softmax(np.asarray(logits, np.float64).reshape(-1))
         k = int(p.argmax())
         label = self.labels[k] if k < len(self.labels) else f"class_{k}"
         res = WindowResult(frame=frame, label=label, index=k, score=float(p[k]), logits=np.asarray(logits))
-        stream.last = res
-        return res, stream.hysteresis.update(label, res.score, frame)
+        session.last = res
+        return res, session.hysteresis.update(label, res.score, frame)
 
 
 def attention_map(attention: np.ndarray | None) -> np.ndarray | None:
@@ -273,16 +306,3 @@ def attention_map(attention: np.ndarray | None) -> np.ndarray | None:
     return (a - lo) / (hi - lo) if hi > lo else np.zeros_like(a)
 
 
-def _first(cfg: dict, *keys, default=None):
-    for k in keys:
-        if k in cfg and cfg[k] is not None:
-            return cfg[k]
-    return default
-
-
-def _spatial(engine: Engine) -> int:
-    for s in engine.inputs:
-        if len(s.shape) == 4 and isinstance(s.shape[-1], int) and s.shape[-1] > 0:
-            return int(s.shape[-1])
-    raise ValueError("classifier input size unknown: not in the manifest config and the encoder's "
-                     "input shape is dynamic")

@@ -8,7 +8,6 @@ reference (imported lazily, for that row only), a baseline of plain onnxruntime 
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 from pathlib import Path
 
@@ -40,14 +39,11 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from edge.bench.suite import run_suite
-
-    report, status = run_suite(
-        engine_dirs=args.engines, data=args.data, tolerances_file=args.tolerances, export_dirs=args.export,
-        baseline=not args.no_baseline, threads=args.threads or os.cpu_count() or 1, duration=args.duration,
-        samples=args.samples, max_sequences=args.max_sequences, max_frames=args.max_frames,
-        max_clips=args.max_clips, cache=args.cache, json_path=args.json, md_path=args.markdown,
-        plots_dir=args.plots, log=lambda m: print(m, file=sys.stderr, flush=True))
-    from edge.bench.report import markdown
-    print(markdown(report), end="")
-    return 1 if status == "fail" else 0
+    import edge.api
+    rep = edge.api.bench(args.engines, args.data, json=args.json, markdown=args.markdown, plots=args.plots,
+                         tolerances=args.tolerances, export=args.export, baseline=not args.no_baseline,
+                         threads=args.threads, duration=args.duration, samples=args.samples,
+                         max_sequences=args.max_sequences, max_frames=args.max_frames, max_clips=args.max_clips,
+                         cache=args.cache, log=lambda m: print(m, file=sys.stderr, flush=True))
+    print(rep.markdown(), end="")
+    return 0 if rep.passed else 1

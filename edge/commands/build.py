@@ -13,7 +13,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("export_dir", help="folder written by `edge export` (model.json + ONNX)")
     p.add_argument("--target", required=True, choices=sorted(load_targets()),
                    help="device profile from edge/targets/targets.json")
-    p.add_argument("--precision", default="fp32", choices=["fp32", "fp16", "int8"])
+    p.add_argument("--precision", default="fp32", choices=["fp32", "fp16", "int8"],
+                   help="fp32 (default); fp16 (GPU, or CPU where it measures faster); int8 (needs `edge "
+                        "calibrate` first; networks where int8 does not pay stay fp32)")
     p.add_argument("-o", "--output", required=True, help="engine folder")
     p.add_argument("--threads", type=int, default=None, help="CPU threads (default: all cores); recorded")
     p.add_argument("--roi-kernel", default="auto", choices=["auto", "numba", "onnxruntime"],
@@ -24,7 +26,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from edge.runtime.build import build
-    build(args.export_dir, args.target, args.precision, args.output, threads=args.threads,
-          roi_kernel=args.roi_kernel, plugins=args.plugins, use_dla=not args.no_dla)
+    import edge.api
+    edge.api.build(args.export_dir, args.target, args.precision, args.output, threads=args.threads,
+                   roi_kernel=args.roi_kernel, plugins=args.plugins, use_dla=not args.no_dla, log=print)
     return 0

@@ -30,28 +30,17 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from edge.calibration.fallback import Tolerance
-    from edge.calibration.pipeline import calibrate
-    if args.frames < 1:
-        raise ValueError(f"--frames must be >= 1 (got {args.frames})")
-    tol: dict[str, Tolerance] | None = {} if args.tolerance else None
+    import edge.api
+    tol: dict[str, float] | None = {} if args.tolerance else None
     for item in args.tolerance or ():
         name, _, value = item.rpartition("=")
         try:
-            v = float(value)
+            tol[name or "*"] = float(value)
         except ValueError:
             raise ValueError(f"--tolerance takes CORR or NETWORK=CORR, got {item!r}") from None
-        if not 0 < v <= 1:
-            raise ValueError(f"--tolerance must be in (0, 1], got {item!r}")
-        tol[name or "*"] = Tolerance(v)
-    data = args.data
-    if not data:
-        from edge.assets import video_clip
-        data = [str(video_clip("bikes.mp4")), str(video_clip("carphone_pristine.mp4"))]
-    report = calibrate(args.dir, data, frames=args.frames, method=args.method, seed=args.seed,
-                       tolerance=tol, flavours=[f for f in args.flavours.split(",") if f],
-                       fp16=not args.no_fp16, keep_float=args.keep_float,
-                       networks=args.networks.split(",") if args.networks else None, progress=not args.quiet)
-    missed = [f"{n}/{fl}" for n, e in report["networks"].items() for fl, q in e["int8"].items()
-              if not q["tolerance_met"]]
-    return 1 if missed else 0
+    cal = edge.api.calibrate(args.dir, args.data, frames=args.frames, method=args.method, seed=args.seed,
+                             tolerance=tol, flavours=[f for f in args.flavours.split(",") if f],
+                             fp16=not args.no_fp16, keep_float=args.keep_float,
+                             networks=args.networks.split(",") if args.networks else None,
+                             progress=not args.quiet, log=print)
+    return 1 if cal.tolerance_missed else 0

@@ -1,24 +1,24 @@
 """``edge demo``: the main job on a fresh machine (``make demo``), everything under ``out/demo/``.
 
-Stages: export both sample models -> build CPU engines (fp32; int8 after ``edge calibrate`` when that
-command exists) -> ``edge run`` on the real clip ``bikes.mp4`` with both models (overlay video + events)
--> ``edge bench`` (PyTorch reference, plain onnxruntime baseline, engines) -> a short table. Each stage
-runs as its own ``edge`` process with its log in ``out/demo/logs/``; a stage whose command does not exist
-yet prints ``not yet: <what>`` and the demo goes on. Exit code 0 when every stage that exists ran, 1 when
-one failed; benchmark rows outside their tolerance are printed as FAIL lines (``edge bench`` alone exits 1).
+Stages, each a call of the public API (``edge.api``) with its log in ``out/demo/logs/``: export both
+sample models -> calibrate (int8) -> build CPU engines (fp32, int8) -> ``edge.run`` on the real clip
+``bikes.mp4`` with both models (overlay video + events; in a fresh process, so the device loop runs without
+torch, as on a device) -> ``edge.bench`` (PyTorch reference, plain onnxruntime baseline, engines) -> a short
+table. Exit code 0 when every stage ran, 1 when one failed; benchmark rows outside their tolerance are
+printed as FAIL lines (``edge bench`` alone exits 1).
 """
 from __future__ import annotations
 
 import argparse
-import importlib.util
+import concurrent.futures
 import json
-import re
+import multiprocessing
 import shutil
-import subprocess
-import sys
 import time
+import traceback
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Callable
 
 MODELS = ("tracker", "classifier")
 # frame 0 of bikes.mp4 (640x272): the dark panel near the top centre
@@ -45,32 +45,29 @@ class Demo:
     def log_path(self, name: str) -> Path:
         return self.out / "logs" / f"{name}.log"
 
-    def edge(self, name: str, argv: list[str], ok_codes=(0,)) -> int | None:
-        """Run ``edge ARGV`` as a child process, output to its log; records the stage. None = not run."""
-        cmd = argv[0]
-        if importlib.util.find_spec(f"edge.commands.{cmd}") is None:
-            self.not_yet(name, f"`edge {cmd}` ({cmd} command not in this checkout)")
-            return None
+    def stage(self, name: str, fn: Callable, *args, ok: Callable[[object], bool] = lambda r: True, **kwargs):
+        """Run ``fn(*args, log=..., **kwargs)`` with its log in ``logs/<name>.log``; records the stage.
+        Returns its result, or None when it raised (the stage failed; the demo goes on)."""
         log = self.log_path(name)
         log.parent.mkdir(parents=True, exist_ok=True)
-        print(f"[demo] {name}: edge {' '.join(argv)}", flush=True)
+        print(f"[demo] {name}", flush=True)
         t0 = time.perf_counter()
         with open(log, "w") as f:
-            rc = subprocess.run([sys.executable, "-m", "edge.cli", *argv], stdout=f, stderr=subprocess.STDOUT).returncode
+            def say(msg: str) -> None:
+                f.write(f"{msg}\n")
+                f.flush()
+            try:
+                result = fn(*args, log=say, **kwargs)
+                status = "ok" if ok(result) else "check failed"
+            except Exception as e:  # noqa: BLE001 - a failed stage is reported, the demo goes on
+                f.write(traceback.format_exc())
+                result, status = None, f"failed: {type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}"
         dt = time.perf_counter() - t0
-        status = "ok" if rc in ok_codes else f"exit {rc}"
         self.stages.append((name, status, dt, str(log)))
         print(f"[demo] {name}: {status} in {dt:.0f} s (log {log})", flush=True)
-        if rc not in ok_codes:
+        if status.startswith("failed"):
             self.failed = True
-            tail = log.read_text().strip().splitlines()[-3:]
-            for line in tail:
-                print(f"[demo]   | {line}", flush=True)
-        return rc
-
-    def not_yet(self, name: str, what: str) -> None:
-        print(f"[demo] not yet: {what}", flush=True)
-        self.stages.append((name, "not yet", 0.0, what))
+        return result
 
     def skip(self, name: str, why: str) -> None:
         print(f"[demo] {name}: skipped ({why})", flush=True)
@@ -82,6 +79,7 @@ def _exists(path: Path, marker: str) -> bool:
 
 
 def run(args: argparse.Namespace) -> int:
+    import edge.api as api
     t_start = time.perf_counter()
     out = Path(args.out)
     if not args.reuse:   # a fresh run: no stale export/calibration/engines from an earlier one
@@ -97,11 +95,11 @@ def run(args: argparse.Namespace) -> int:
         path = out / "export" / m
         if args.reuse and _exists(path, "model.json"):
             d.skip(f"export-{m}", f"reusing {path}")
-        elif d.edge(f"export-{m}", ["export", m, "-o", str(path)]) != 0:
+        elif d.stage(f"export-{m}", api.export, m, path) is None:
             continue
         exports[m] = path
 
-    # 2. calibration (int8) where the calibrate command exists
+    # 2. calibration (int8)
     calibrated = {}
     for m, path in exports.items():
         if args.no_int8:
@@ -110,17 +108,9 @@ def run(args: argparse.Namespace) -> int:
             d.skip(f"calibrate-{m}", f"reusing {path / 'calibration'}")
             calibrated[m] = True
             continue
-        rc = d.edge(f"calibrate-{m}", ["calibrate", str(path), "--flavours", "ort", "--no-fp16",
-                                       "--quiet"], ok_codes=(0, 1))
-        # exit 1 = some network missed the calibration tolerance (still usable); a crash leaves no report
-        calibrated[m] = rc in (0, 1) and (path / "calibration" / "report.json").is_file()
-        if rc == 1 and calibrated[m]:
-            print(f"[demo] calibrate-{m}: some int8 networks missed the calibration tolerance (see log)")
-        elif rc == 1:
-            d.failed = True
-            name, _, t, log = d.stages[-1]
-            d.stages[-1] = (name, "exit 1", t, log)
-            print(f"[demo] calibrate-{m}: failed without a calibration report: no int8 engines for {m} (see log)")
+        cal = d.stage(f"calibrate-{m}", api.calibrate, path, flavours=("ort",), fp16=False,
+                      ok=lambda c: not c.tolerance_missed)
+        calibrated[m] = cal is not None     # missed tolerances are reported in the log, engines still usable
 
     # 3. CPU engines: fp32, and int8 when calibrated
     engines: dict[str, dict[str, Path]] = {m: {} for m in MODELS}
@@ -132,69 +122,61 @@ def run(args: argparse.Namespace) -> int:
             if args.reuse and _exists(eng, "fingerprint.json"):
                 d.skip(f"build-{m}-{precision}", f"reusing {eng}")
                 engines[m][precision] = eng
-            elif d.edge(f"build-{m}-{precision}", ["build", str(path), "--target", "cpu", "--precision", precision,
-                                                   "-o", str(eng)]) == 0:
+            elif d.stage(f"build-{m}-{precision}", api.build, path, "cpu", precision, eng) is not None:
                 engines[m][precision] = eng
 
     # 4. the loop on a real clip with both models (best precision built)
     run_info = _run_loop(d, engines, args.frames)
 
     # 5. benchmark every engine against PyTorch and the plain-onnxruntime baseline
-    all_engines = [str(p) for m in MODELS for p in engines[m].values()]
+    all_engines = [p for m in MODELS for p in engines[m].values()]
     bench_json = out / "bench" / "report.json"
-    bench_rc = None
+    ran_bench = False
     if all_engines:
-        argv = ["bench", *all_engines, "--json", str(bench_json), "--markdown", str(out / "bench" / "report.md"),
-                "--plots", str(out / "bench" / "plots"), "--cache", str(out / "data")]
-        if args.bench == "quick":
-            argv += ["--max-clips", "60", "--samples", "60", "--duration", "1.5"]
-        bench_rc = d.edge("bench", argv, ok_codes=(0, 1))
-        if bench_rc == 1:      # a finding, not a broken demo: shown loudly, `edge bench` itself exits 1
-            name, _, t, log = d.stages[-1]
-            d.stages[-1] = (name, "rows outside tolerance", t, log)
-    else:
-        d.not_yet("bench", "edge bench needs built engines (export/build did not produce any)")
-
+        quick = dict(max_clips=60, samples=60, duration=1.5) if args.bench == "quick" else {}
+        rep = d.stage("bench", api.bench, all_engines, json=bench_json, markdown=out / "bench" / "report.md",
+                      plots=out / "bench" / "plots", cache=out / "data", ok=lambda r: r.passed, **quick)
+        ran_bench = rep is not None
     wall = time.perf_counter() - t_start
-    print(summary(d, bench_json if bench_rc is not None else None, run_info, wall), flush=True)
+    print(summary(d, bench_json if ran_bench else None, run_info, wall), flush=True)
     return 1 if d.failed else 0
 
 
+def _run_in_child(kwargs: dict):
+    """``edge.run`` in this (fresh) process: the device loop without torch in memory."""
+    import edge.api
+    return edge.api.run(**kwargs)
+
+
+def run_fresh(log=None, **kwargs):  # noqa: ARG001 - a demo stage (its log holds nothing: see the summary)
+    """``edge.api.run(**kwargs)`` in a fresh Python process (spawned); returns its ``RunSummary``."""
+    ctx = multiprocessing.get_context("spawn")
+    with concurrent.futures.ProcessPoolExecutor(1, mp_context=ctx) as pool:
+        return pool.submit(_run_in_child, kwargs).result()
+
+
 def _run_loop(d: Demo, engines: dict, frames: int | None) -> dict:
-    """``edge run`` on bikes.mp4 with the tracker and the classifier; parses its summary lines."""
-    try:
-        from edge.assets import video_clip
-        clip = video_clip("bikes.mp4")
-    except FileNotFoundError as e:
-        d.not_yet("run", f"real clip ({e})")
-        return {}
+    """``edge.run`` on bikes.mp4 with the tracker and the classifier (int8 where built, else fp32)."""
+    from edge.assets import video_clip
+    clip = video_clip("bikes.mp4")
     pick = {m: engines[m].get("int8") or engines[m].get("fp32") for m in MODELS}
     if not any(pick.values()):
-        d.not_yet("run", "edge run needs built engines")
+        d.skip("run", "no engines were built")
         return {}
     video, events = d.out / "run" / "bikes_overlay.mp4", d.out / "run" / "bikes_events.jsonl"
     video.parent.mkdir(parents=True, exist_ok=True)
-    argv = ["run", "--source", str(clip), "--out-video", str(video), "--events", str(events),
-            "--status-interval", "0"]
+    kw = dict(sources=str(clip), out_video=str(video), events=str(events), max_frames=frames)
     if pick["tracker"]:
-        argv += ["--tracker", str(pick["tracker"]), "--init-box", BIKES_INIT_BOX]
+        kw.update(tracker=str(pick["tracker"]), init_box=BIKES_INIT_BOX)
     if pick["classifier"]:
-        argv += ["--classifier", str(pick["classifier"])]
-    if frames:
-        argv += ["--max-frames", str(frames)]
-    rc = d.edge("run", argv)
-    if rc is None:
+        kw["classifier"] = str(pick["classifier"])
+    res = d.stage("run", run_fresh, **kw)
+    if res is None:
         return {}
-    text = d.log_path("run").read_text()
-    info = {"video": str(video) if video.exists() else None, "events": str(events) if events.exists() else None,
-            "engines": {m: str(p) for m, p in pick.items() if p}}
-    m = re.search(r"stream 0 .*?: (\d+)/(\d+) frames, ([\d.]+) fps", text)
-    if m:
-        info.update(processed=int(m.group(1)), captured=int(m.group(2)), fps=float(m.group(3)))
-    m = re.search(r"torch imported: (\w+)", text)
-    if m:
-        info["torch_imported"] = m.group(1)
-    return info
+    s = res.streams[0]
+    return {"video": res.videos[0] if res.videos else None, "events": res.events_path,
+            "engines": {m: str(p) for m, p in pick.items() if p}, "processed": s.processed, "captured": s.captured,
+            "fps": s.fps, "alarms": res.alarms(), "torch_imported": "yes" if res.torch_imported else "no"}
 
 
 def _fmt(v, f="{:.1f}"):
@@ -224,7 +206,8 @@ def summary(d: Demo, bench_json: Path | None, run_info: dict, wall: float) -> st
     if run_info.get("fps") is not None:
         lines += ["", f"edge run on bikes.mp4 (tracker + classifier, {', '.join(Path(p).name for p in run_info['engines'].values())}): "
                       f"{run_info['processed']}/{run_info['captured']} frames at {run_info['fps']:.1f} FPS end to end "
-                      f"(decode, flow, tracker, classifier); torch imported: {run_info.get('torch_imported', '?')}"]
+                      f"(decode, flow, tracker, classifier); action alarms: {run_info.get('alarms', '?')}; "
+                      f"torch imported: {run_info.get('torch_imported', '?')}"]
     lines += ["", "Where things are:"]
     for label, path in (("overlay video", run_info.get("video")), ("events", run_info.get("events")),
                         ("bench report", bench_json if bench_json and bench_json.is_file() else None),
@@ -232,10 +215,7 @@ def summary(d: Demo, bench_json: Path | None, run_info: dict, wall: float) -> st
                         ("logs", d.out / "logs")):
         if path and Path(path).exists():
             lines.append(f"  {label:<14}{path}")
-    missing = [detail for _, s, _, detail in d.stages if s == "not yet"]
-    for m in missing:
-        lines.append(f"  not yet: {m}")
-    failed = [f"{n} ({s}, log {detail})" for n, s, _, detail in d.stages if s.startswith("exit")]
+    failed = [f"{n} ({s}, log {detail})" for n, s, _, detail in d.stages if s.startswith("failed")]
     if failed:
         lines.append("  FAILED: " + "; ".join(failed))
     lines.append("=" * 78)

@@ -8,11 +8,11 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("model", help="tracker | classifier (or a dotted model module path)")
     p.add_argument("--weights", default=None, help="checkpoint (.pth, loaded with weights_only=True)")
     p.add_argument("-o", "--output", required=True, help="output folder (ONNX per network + model.json)")
-    p.add_argument("--opset", type=int, default=17)
+    p.add_argument("--opset", type=int, default=17, help="ONNX opset of the exported graphs (default 17)")
     p.add_argument("--seed", type=int, default=None, help="seed of the fresh validation inputs")
 
 
 def run(args: argparse.Namespace) -> int:
-    from edge.export.onnx_export import export_model
-    export_model(args.model, args.output, weights=args.weights, opset=args.opset, seed=args.seed)
+    import edge.api
+    edge.api.export(args.model, args.output, weights=args.weights, opset=args.opset, seed=args.seed, log=print)
     return 0

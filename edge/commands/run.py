@@ -7,13 +7,7 @@ exits at once (130) without finalising.
 """
 from __future__ import annotations
 
-import logging
-import os
-import resource
-import signal
 import sys
-
-from edge.errors import UserError
 
 
 def add_arguments(p) -> None:
@@ -43,95 +37,34 @@ def add_arguments(p) -> None:
     p.add_argument("--status-interval", type=float, default=1.0, help="seconds between status lines (0: off)")
 
 
-def load_engines(path: str):
-    from edge.runtime import load_engines as _load
-    return _load(path)
-
-
-def build(args):
-    """Everything ``run`` needs, validated before any thread starts (errors -> exit 2)."""
-    from edge.stream.pipeline import Pipeline, StreamInput
-    from edge.stream.sinks import DisplaySink, EventsSink, StatusSink, VideoSink
-    from edge.stream.sources import open_source
-    from edge.stream.tracking import check_box_in_frame, parse_box
-
-    if args.max_frames is not None and args.max_frames < 1:
-        raise UserError(f"--max-frames must be >= 1, got {args.max_frames}")
-    boxes = [parse_box(b) for b in (args.init_box or [])]
-    if args.tracker and not boxes:
-        raise UserError("--tracker needs --init-box x,y,w,h")
-    if boxes and not args.tracker:
-        raise UserError("--init-box needs --tracker ENGINE_DIR")
-    if boxes and len(boxes) not in (1, len(args.source)):
-        raise UserError(f"give one --init-box for all sources or one per source ({len(args.source)}), "
-                        f"got {len(boxes)}")
-    sinks = []                                  # sinks first: bad output paths fail before opening sources
-    if args.out_video:
-        sinks.append(VideoSink(args.out_video, heatmap=args.heatmap))
-    if args.events:
-        sinks.append(EventsSink(args.events))
-    if args.display:
-        sinks.append(DisplaySink(heatmap=args.heatmap))
-    if args.status_interval and args.status_interval > 0:
-        sinks.append(StatusSink(args.status_interval))
-    streams = []
-    for i, spec in enumerate(args.source):
-        src = open_source(spec, max_reconnects=args.max_reconnects)
-        box = (boxes[i] if len(boxes) > 1 else boxes[0]) if boxes else None
-        size = src.frame_size()
-        if box is not None and size is not None:
-            check_box_in_frame(box, size)
-        streams.append(StreamInput(src, box, spec))
-    tracker = classifier = None
-    if args.tracker:
-        from edge.tracking import SiameseTracker
-        engines = load_engines(args.tracker)
-        params = {"lost_threshold": args.lost_threshold} if args.lost_threshold is not None else None
-        tracker = lambda: SiameseTracker(engines, params)  # noqa: E731  (one per stream, shared engines)
-    if args.classifier:
-        from edge.classify.runtime import ClassifierRuntime
-        classifier = ClassifierRuntime(load_engines(args.classifier), window=args.window, stride=args.stride)
-    return Pipeline(streams, tracker=tracker, classifier=classifier, sinks=sinks, max_frames=args.max_frames,
-                    queue_size=args.queue_size, live_queue_size=args.live_queue_size, max_batch=args.batch,
-                    lost_threshold=args.lost_threshold)
-
-
-def peak_rss_mb() -> float:
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0   # kB on Linux
-
-
 def run(args) -> int:
-    logging.basicConfig(level=logging.WARNING, format="edge run: %(message)s")
-    pipe = build(args)
-    got: list[int] = []
-
-    def on_signal(signum, _frame):
-        if got:                                   # second signal: leave now
-            os._exit(130)
-        got.append(signum)
-        pipe.stop()
-
-    old = {s: signal.signal(s, on_signal) for s in (signal.SIGINT, signal.SIGTERM)}
-    try:
-        summary = pipe.run()
-    finally:
-        for s, h in old.items():
-            signal.signal(s, h)
-    for i, s in enumerate(summary):
-        print(f"stream {i} {s['name']}: {s['processed']}/{s['captured']} frames, {s['fps']} fps, "
-              f"drops {s['drops']}, corrupt {s['corrupt']}, reconnects {s['reconnects']}, "
-              f"latency p50 {s['latency_ms_p50']} ms p95 {s['latency_ms_p95']} ms", file=sys.stderr)
-        if not s["captured"]:
-            print(f"edge run: warning: stream {i} ({s['name']}) delivered no frames", file=sys.stderr)
-    for sink in pipe.sinks:
-        if hasattr(sink, "paths"):
-            for p in sink.paths():
-                print(f"video: {p}", file=sys.stderr)
-        elif hasattr(sink, "lines"):
-            print(f"events: {sink.path} ({sink.lines} lines)", file=sys.stderr)
-    print(f"peak RSS: {peak_rss_mb():.1f} MB; torch imported: {'yes' if 'torch' in sys.modules else 'no'}",
-          file=sys.stderr)
-    if got and got[0] == signal.SIGINT:
+    import edge.api
+    summary = edge.api.run(
+        args.source, tracker=args.tracker, init_box=args.init_box, classifier=args.classifier,
+        out_video=args.out_video, events=args.events, max_frames=args.max_frames, heatmap=args.heatmap,
+        window=args.window, stride=args.stride,
+        tracker_params={"lost_threshold": args.lost_threshold} if args.lost_threshold is not None else None,
+        queue_size=args.queue_size, live_queue_size=args.live_queue_size, batch=args.batch,
+        max_reconnects=args.max_reconnects, status_interval=args.status_interval, display=args.display,
+        handle_signals=True)
+    print(report(summary), file=sys.stderr)
+    if summary.stopped_by == "SIGINT":
         print("edge run: interrupted (SIGINT), outputs finalised", file=sys.stderr)
         return 130
     return 0
+
+
+def report(summary) -> str:
+    """The lines ``edge run`` prints on stderr when it ends."""
+    lines = []
+    for i, s in enumerate(summary.streams):
+        lines.append(f"stream {i} {s.name}: {s.processed}/{s.captured} frames, {s.fps} fps, drops {s.drops}, "
+                     f"corrupt {s.corrupt}, reconnects {s.reconnects}, latency p50 {s.latency_ms_p50} ms "
+                     f"p95 {s.latency_ms_p95} ms")
+        if not s.captured:
+            lines.append(f"edge run: warning: stream {i} ({s.name}) delivered no frames")
+    lines += [f"video: {p}" for p in summary.videos]
+    if summary.events_path:
+        lines.append(f"events: {summary.events_path} ({summary.events_lines} lines)")
+    lines.append(f"peak RSS: {summary.peak_rss_mb:.1f} MB; torch imported: {'yes' if summary.torch_imported else 'no'}")
+    return "\n".join(lines)

@@ -30,7 +30,7 @@ from torch import nn
 from edge.flow import FLOW_BOUND
 from edge.kernels.convlstm.torch_op import ConvLSTMCell
 from edge.models.mobilenet_v2 import IMAGENET_MEAN, IMAGENET_STD, STAGES, MobileNetV2, mobilenet_v2_imagenet
-from edge.runtime.fileio import atomic_write_bytes
+from edge.fileio import atomic_write_bytes
 
 try:  # H5's registry; same dataclass shape defined locally until it exists
     from edge.models.registry import NetworkSpec

@@ -4,12 +4,6 @@
 checking its fingerprint; a mismatch raises ``EngineMismatch`` (one line naming the fix; exit code 2).
 """
 from edge.runtime.base import Engine, Engines, TensorSpec
-
-
-def load_engines(engine_dir, target=None, threads=None, cuda_graph=False) -> Engines:
-    """Load every network of an engine folder (see ``edge.runtime.load.load_engines``)."""
-    from edge.runtime.load import load_engines as _load
-    return _load(engine_dir, target=target, threads=threads, cuda_graph=cuda_graph)
-
+from edge.runtime.load import load_engines
 
 __all__ = ["Engine", "Engines", "TensorSpec", "load_engines"]

@@ -2,21 +2,19 @@
 
 An ``Engine`` runs one network: named numpy inputs -> named numpy outputs. ``Engines`` is the set of
 networks of one model (tracker: ``template`` + ``search``; classifier: ``encoder`` + ``step``) with the
-manifest written by ``edge export`` (preprocessing constants, shapes, names).
+typed manifest written by ``edge export`` (``edge.contract.Manifest``).
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Mapping, Protocol, runtime_checkable
 
 import numpy as np
 
+from edge.contract import ClassifierConfig, Manifest, TensorSpec, TrackerConfig
+from edge.errors import UserError
 
-@dataclass(frozen=True)
-class TensorSpec:
-    name: str
-    shape: tuple            # ints; a str or None marks a dynamic axis (e.g. "batch")
-    dtype: str = "float32"  # numpy dtype name
+__all__ = ["Engine", "Engines", "TensorSpec"]
 
 
 @runtime_checkable
@@ -32,11 +30,21 @@ class Engine(Protocol):
 
 @dataclass
 class Engines:
-    """The networks of one model plus its manifest (``model.json`` contents)."""
+    """The networks of one model plus its manifest (a ``Manifest``; a ``model.json`` dict is parsed).
+    Without a manifest it is a bare set of networks (timed or compared, not run as a model)."""
     networks: dict[str, Engine]
-    manifest: dict = field(default_factory=dict)
+    manifest: Manifest | None = None
     backend: str = "onnxruntime"
     precision: str = "fp32"
+
+    def __post_init__(self) -> None:
+        if self.manifest is not None and not isinstance(self.manifest, Manifest):
+            self.manifest = Manifest.from_dict(self.manifest)
+
+    def _need_manifest(self) -> Manifest:
+        if self.manifest is None:
+            raise UserError(f"engines {', '.join(self.networks)} have no model manifest (model.json)")
+        return self.manifest
 
     def __getitem__(self, name: str) -> Engine:
         try:
@@ -45,6 +53,18 @@ class Engines:
             raise KeyError(f"no network {name!r} (have: {', '.join(self.networks)})") from None
 
     @property
-    def config(self) -> dict:
-        """Preprocessing/model constants from the manifest."""
-        return self.manifest.get("config", {})
+    def kind(self) -> str:
+        """``tracker`` or ``classifier``."""
+        return self._need_manifest().kind
+
+    @property
+    def config(self) -> TrackerConfig | ClassifierConfig:
+        """The model constants the runtime reads (typed, from the manifest)."""
+        return self._need_manifest().config
+
+    def close(self) -> None:
+        """Release backend resources (GPU engines free their buffers with their context pushed)."""
+        for e in self.networks.values():
+            close = getattr(e, "close", None)
+            if callable(close):
+                close()

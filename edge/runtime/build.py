@@ -18,7 +18,7 @@ import onnx
 from edge.errors import UserError
 from edge.runtime import fingerprint as fpr
 from edge.runtime.ort_backend import SPIN_POLICY
-from edge.runtime.fileio import atomic_copy, atomic_write_bytes, atomic_write_json, read_json, sha256_file
+from edge.fileio import atomic_copy, atomic_write_bytes, atomic_write_json, read_json, sha256_file
 from edge.targets import get_target
 
 PRECISIONS = ("fp32", "fp16", "int8")
@@ -55,11 +55,11 @@ def _source_files(export_dir: Path, manifest: dict, precision: str, backend: str
 def _cache_hit(out_dir: Path, key: str) -> dict | None:
     try:
         old = fpr.read(out_dir)
-        if old.get("build_key") != key:
+        if old.build_key != key:
             return None
         fpr.verify_files(old, out_dir)
         fpr.verify_plugin(old, out_dir)
-        return old
+        return dict(old.raw)
     except (fpr.EngineMismatch, FileNotFoundError, ValueError, KeyError):
         return None
 
@@ -123,7 +123,7 @@ def build(export_dir: str | Path, target: str, precision: str, out_dir: str | Pa
                 f"{nets[name]['kind']})")
         old = set()
         try:
-            old = {f for e in fpr.read(out_dir).get("networks", {}).values() for f in e.get("files", {})}
+            old = {f for e in fpr.read(out_dir).networks.values() for f in e.files}
         except (fpr.EngineMismatch, FileNotFoundError, ValueError):
             pass
         (out_dir / fpr.FILE).unlink(missing_ok=True)       # a half-replaced folder never looks valid

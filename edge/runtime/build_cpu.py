@@ -11,7 +11,6 @@ not pay stays fp32 (said so).
 from __future__ import annotations
 
 import tempfile
-import time
 from pathlib import Path
 from typing import Callable
 
@@ -21,9 +20,11 @@ import onnxruntime as ort
 
 from edge.errors import UserError
 from edge.runtime.feeds import load_examples
-from edge.runtime.fileio import atomic_write_bytes, sha256_bytes
+from edge.fileio import atomic_write_bytes, sha256_bytes
 from edge.runtime.ort_backend import OrtEngine, SplitEngine, net_specs as specs, session
+from edge.runtime.precision import PAYS_RATIO, int8_pays
 from edge.runtime.split import has_roi_pool, is_roi_pool, split_at_roi_pool
+from edge.timing import fastest_ms
 
 ROI_KERNELS = ("auto", "numba", "onnxruntime")
 
@@ -32,36 +33,8 @@ def optimize_offline(model: bytes, threads: int | None) -> bytes:
     """Apply onnxruntime's graph optimisations (all levels, this CPU) and return the saved graph."""
     with tempfile.TemporaryDirectory() as tmp:
         out = Path(tmp) / "optimized.onnx"
-        opts = ort.SessionOptions()
-        opts.log_severity_level = 3
-        opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-        opts.optimized_model_filepath = str(out)
-        if threads:
-            opts.intra_op_num_threads = int(threads)
-        ort.InferenceSession(model, opts, providers=["CPUExecutionProvider"])
+        session(model, threads, optimized_offline=False, save_optimized_to=out)
         return out.read_bytes()
-
-
-def compare_ms(fns: dict[str, Callable[[], object]], warmup: int = 2, block: int = 3, rounds: int = 6,
-               budget_s: float = 4.0) -> dict[str, float]:
-    """Fastest wall time (ms) of each callable, timed in alternating blocks so that load drifts hit every
-    candidate alike; the first call of each block is not recorded (previous candidate's threads). The
-    minimum is the uncontended cost: on a shared or loaded CPU, medians mostly measure the other processes."""
-    for fn in fns.values():
-        for _ in range(warmup):
-            fn()
-    times: dict[str, list[float]] = {k: [] for k in fns}
-    start = time.perf_counter()
-    for r in range(rounds):
-        for k, fn in fns.items():
-            for i in range(block + 1):
-                t = time.perf_counter()
-                fn()
-                if i:
-                    times[k].append((time.perf_counter() - t) * 1e3)
-        if time.perf_counter() - start > budget_s and r >= 1:
-            break
-    return {k: min(v) for k, v in times.items()}
 
 
 def _max_err(engine, feeds, ref) -> float:
@@ -140,7 +113,7 @@ def build_network(export_dir: Path, out_dir: Path, net_name: str, net: dict, pre
     """Build one network; writes its files into ``out_dir``; returns its fingerprint entry.
 
     Every candidate engine ({requested precision, fp32} x {one graph, numba split when tried}) is timed in
-    one interleaved ``compare_ms``; each precision is judged by its fastest form (``--roi-kernel numba``
+    one interleaved timing (``edge.timing.fastest_ms``); each precision is judged by its fastest form (``--roi-kernel numba``
     restricts that to the split), the requested precision is kept unless fp32 is faster, and the kept
     precision's form is the faster one (or the forced one)."""
     feeds, ref = load_examples(export_dir, net_name)
@@ -150,7 +123,9 @@ def build_network(export_dir: Path, out_dir: Path, net_name: str, net: dict, pre
         cands["fp32"] = _Candidate("fp32", *source_graph(export_dir, net_name, net, "fp32"), net_name, net,
                                    threads, roi_kernel)
     engines = {k: e for c in cands.values() for k, e in c.forms().items()}
-    timings = compare_ms({k: (lambda e=e: e.run(feeds)) for k, e in engines.items()})
+    # fastest of interleaved blocks of 3 (after one settling call): ~6 rounds within ~4 s in all
+    timings = fastest_ms({k: (lambda e=e: e.run(feeds)) for k, e in engines.items()}, warmup_runs=2,
+                         warmup_s=0.0, block=3, min_runs=6, max_runs=18, min_s=4.0 / max(len(engines), 1))
 
     def best(c: _Candidate) -> tuple[float, str]:
         forms = {"split": f"onnxruntime+numba_split_{c.precision}", "one graph": f"onnxruntime_{c.precision}"}
@@ -166,9 +141,9 @@ def build_network(export_dir: Path, out_dir: Path, net_name: str, net: dict, pre
             raise UserError(f"fp16 is slower than fp32 on this CPU for network {net_name!r} ({a:.2f} ms vs "
                             f"{b:.2f} ms, best forms, onnxruntime {ort.__version__}): build with --precision "
                             f"fp32 (or int8)")
-        if a >= b:
-            msg = (f"{net_name}: int8 does not pay on this CPU ({a:.2f} ms, {fa}, vs fp32 {b:.2f} ms, {fb}): "
-                   f"keeping this network in fp32")
+        if precision == "int8" and not int8_pays(a, b):
+            msg = (f"{net_name}: int8 does not pay on this CPU ({a:.2f} ms, {fa}, vs fp32 {b:.2f} ms, {fb}; "
+                   f"needs x{PAYS_RATIO}): keeping this network in fp32")
             log(msg)
             notes.append(msg)
             chosen = cands["fp32"]

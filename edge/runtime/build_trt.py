@@ -156,7 +156,7 @@ def build_engine(trt, graph: bytes, net: dict, p: dict, timing_cache: Path, log=
     engine = builder.build_serialized_network(network, config)
     if engine is None:
         raise UserError("TensorRT failed to build the engine (see the log above)")
-    from edge.runtime.fileio import atomic_write_bytes
+    from edge.fileio import atomic_write_bytes
     atomic_write_bytes(timing_cache, memoryview(config.get_timing_cache().serialize()).tobytes())
     return memoryview(engine).tobytes()
 

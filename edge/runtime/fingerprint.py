@@ -12,10 +12,11 @@ import json
 import platform
 from pathlib import Path
 
+from edge.contract import ENGINE_FORMAT as FORMAT
+from edge.contract import ContractError, Fingerprint
 from edge.errors import UserError
-from edge.runtime.fileio import read_json, sha256_file
+from edge.fileio import read_json, sha256_file
 
-FORMAT = "edge-engine/1"
 FILE = "fingerprint.json"
 # CPU features that change which kernels an offline-optimised onnxruntime graph uses
 ISA_FLAGS = ("sse4_2", "avx", "avx2", "fma", "avx512f", "avx512bw", "avx512_vnni", "avx_vnni", "avx512_bf16",
@@ -46,13 +47,14 @@ def build_key(parts: dict) -> str:
     return hashlib.sha256(json.dumps(parts, sort_keys=True).encode()).hexdigest()
 
 
-def rebuild_hint(fp: dict, engine_dir: str | Path) -> str:
-    src = fp.get("source_dir") or "EXPORT_DIR"
-    return (f"rebuild with `edge build {src} --target {fp.get('target', 'TARGET')} "
-            f"--precision {fp.get('precision', 'fp32')} -o {engine_dir}` on this device")
+def rebuild_hint(fp: "Fingerprint | dict", engine_dir: str | Path) -> str:
+    d = fp.raw if isinstance(fp, Fingerprint) else fp
+    src = d.get("source_dir") or "EXPORT_DIR"
+    return (f"rebuild with `edge build {src} --target {d.get('target', 'TARGET')} "
+            f"--precision {d.get('precision', 'fp32')} -o {engine_dir}` on this device")
 
 
-def read(engine_dir: str | Path) -> dict:
+def read(engine_dir: str | Path) -> Fingerprint:
     engine_dir = Path(engine_dir)
     if not engine_dir.is_dir():
         raise FileNotFoundError(f"engine folder not found: {engine_dir}")
@@ -61,20 +63,20 @@ def read(engine_dir: str | Path) -> dict:
         raise EngineMismatch(f"{engine_dir} has no {FILE} (not an engine folder or an interrupted build): "
                              f"build it with `edge build EXPORT_DIR --target T -o {engine_dir}`")
     try:
-        fp = read_json(path, "engine fingerprint")
+        d = read_json(path, "engine fingerprint")
     except ValueError as e:
         raise EngineMismatch(f"{e}: {rebuild_hint({}, engine_dir)}") from None
-    if fp.get("format") != FORMAT:
-        raise EngineMismatch(f"{path} has format {fp.get('format')!r}, expected {FORMAT!r}: "
-                             f"{rebuild_hint(fp, engine_dir)}")
-    return fp
+    try:
+        return Fingerprint.from_dict(d, str(path), rebuild_hint(d, engine_dir))
+    except ContractError as e:
+        raise EngineMismatch(str(e)) from None
 
 
-def verify_files(fp: dict, engine_dir: str | Path) -> None:
+def verify_files(fp: Fingerprint, engine_dir: str | Path) -> None:
     """Every engine file present with its recorded sha256 (catches truncated and modified files)."""
     engine_dir = Path(engine_dir)
-    for net, info in fp.get("networks", {}).items():
-        for file, digest in info.get("files", {}).items():
+    for net, plan in fp.networks.items():
+        for file, digest in plan.files.items():
             path = engine_dir / file
             if not path.is_file():
                 raise EngineMismatch(f"engine file {path} is missing: {rebuild_hint(fp, engine_dir)}")
@@ -83,8 +85,8 @@ def verify_files(fp: dict, engine_dir: str | Path) -> None:
                                      f"{path.stat().st_size} bytes): {rebuild_hint(fp, engine_dir)}")
 
 
-def verify_plugin(fp: dict, engine_dir: str | Path) -> None:
-    lib = fp.get("plugin_library")
+def verify_plugin(fp: Fingerprint, engine_dir: str | Path) -> None:
+    lib = fp.plugin_library
     if not lib:
         return
     path = Path(lib["path"])
@@ -96,16 +98,16 @@ def verify_plugin(fp: dict, engine_dir: str | Path) -> None:
                              f"{rebuild_hint(fp, engine_dir)}")
 
 
-def check_cpu_device(fp: dict, engine_dir: str | Path) -> None:
-    built, here = fp.get("device", {}), cpu_device()
+def check_cpu_device(fp: Fingerprint, engine_dir: str | Path) -> None:
+    built, here = fp.device, cpu_device()
     if built.get("machine") != here["machine"] or built.get("isa") != here["isa"]:
         raise EngineMismatch(f"{engine_dir} was optimised for {built.get('name')} ({built.get('machine')}, "
                              f"{' '.join(built.get('isa', []))}) but this CPU is {here['name']} "
                              f"({here['machine']}, {' '.join(here['isa'])}): {rebuild_hint(fp, engine_dir)}")
 
 
-def check_backend_version(fp: dict, engine_dir: str | Path, have: str | None, what: str) -> None:
-    want = fp.get("backend_version")
+def check_backend_version(fp: Fingerprint, engine_dir: str | Path, have: str | None, what: str) -> None:
+    want = fp.backend_version
     if have is None:
         raise EngineMismatch(f"{engine_dir} needs {what} {want}, which is not installed here: "
                              f"install it or {rebuild_hint(fp, engine_dir)}")
@@ -118,13 +120,13 @@ def check_backend_version(fp: dict, engine_dir: str | Path, have: str | None, wh
                              f"{rebuild_hint(fp, engine_dir)}")
 
 
-def check_gpu_device(fp: dict, engine_dir: str | Path, here: dict | None) -> None:
-    built = fp.get("device", {})
+def check_gpu_device(fp: Fingerprint, engine_dir: str | Path, here: dict | None) -> None:
+    built = fp.device
     if here is None:
         raise EngineMismatch(f"{engine_dir} is a TensorRT engine for {built.get('name')} "
-                             f"(compute {built.get('compute_capability')}, target {fp.get('target')}) but no CUDA "
+                             f"(compute {built.get('compute_capability')}, target {fp.target}) but no CUDA "
                              f"GPU is usable here: on this machine build with "
-                             f"`edge build {fp.get('source_dir') or 'EXPORT_DIR'} --target cpu -o DIR`")
+                             f"`edge build {fp.source_dir or 'EXPORT_DIR'} --target cpu -o DIR`")
     if here.get("compute_capability") != built.get("compute_capability"):
         raise EngineMismatch(f"{engine_dir} was built for compute capability {built.get('compute_capability')} "
                              f"({built.get('name')}) but this GPU is {here.get('name')} (compute "

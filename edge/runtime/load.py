@@ -8,47 +8,59 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from edge.contract import ContractError, Manifest
+from edge.fileio import read_json
 from edge.runtime import fingerprint as fpr
 from edge.runtime.base import Engines
-from edge.runtime.fileio import read_json
+
+
+def load_manifest(folder: str | Path, what: str = "engine manifest") -> Manifest:
+    """The typed ``model.json`` of an export or engine folder (one-line error when missing or malformed)."""
+    path = Path(folder) / "model.json"
+    return Manifest.from_dict(read_json(path, what), str(path))
 
 
 def load_engines(engine_dir: str | Path, target: str | None = None, threads: int | None = None,
-                 cuda_graph: bool = False) -> Engines:
-    """Load every network of an engine folder built by ``edge build``."""
+                 cuda_graph: bool = False, kind: str | None = None) -> Engines:
+    """Load every network of an engine folder built by ``edge build``; ``kind`` (``tracker`` /
+    ``classifier``) refuses another model's engines with one line."""
     engine_dir = Path(engine_dir)
     fp = fpr.read(engine_dir)
-    if target is not None and fp.get("target") != target:
-        raise fpr.EngineMismatch(f"{engine_dir} was built for target {fp.get('target')!r}, not {target!r}: "
-                                 f"{fpr.rebuild_hint(dict(fp, target=target), engine_dir)}")
+    if target is not None and fp.target != target:
+        raise fpr.EngineMismatch(f"{engine_dir} was built for target {fp.target!r}, not {target!r}: "
+                                 f"{fpr.rebuild_hint(dict(fp.raw, target=target), engine_dir)}")
+    try:
+        manifest = load_manifest(engine_dir)
+    except ContractError as e:
+        raise fpr.EngineMismatch(f"{e}; {fpr.rebuild_hint(fp, engine_dir)}") from None
+    if kind is not None and manifest.kind != kind:
+        raise fpr.EngineMismatch(f"{engine_dir} holds {manifest.kind} engines "
+                                 f"({', '.join(manifest.networks)}), not {kind} engines")
+    missing = [n for n in manifest.networks if n not in fp.networks]
+    if missing:
+        raise fpr.EngineMismatch(f"{engine_dir}: fingerprint has no network(s) {missing}: "
+                                 f"{fpr.rebuild_hint(fp, engine_dir)}")
     fpr.verify_files(fp, engine_dir)
     fpr.verify_plugin(fp, engine_dir)
-    manifest = read_json(engine_dir / "model.json", "engine manifest")
-    backend = fp.get("backend")
     nets = {}
-    if backend == "onnxruntime":
+    if fp.backend == "onnxruntime":
         import onnxruntime as ort
         from edge.runtime.ort_backend import load_network
         fpr.check_backend_version(fp, engine_dir, ort.__version__, "onnxruntime")
         fpr.check_cpu_device(fp, engine_dir)
-        sess = fp.get("session", {})
-        threads = threads or sess.get("intra_op_num_threads")
-        # fingerprints before the spin policy recorded a bool
-        spin = sess.get("spin") or ("always" if sess.get("allow_spinning") else "never")
-        for name, entry in fp["networks"].items():
-            nets[name] = load_network(engine_dir, name, entry, manifest["networks"][name], threads, spin=spin)
-    elif backend == "tensorrt":
-        from edge.runtime.ort_backend import net_specs as specs
+        threads = threads or fp.session.threads
+        for name, plan in fp.networks.items():
+            nets[name] = load_network(engine_dir, name, plan, manifest.networks[name], threads, spin=fp.session.spin)
+    elif fp.backend == "tensorrt":
         from edge.runtime.trt_backend import TrtEngine, gpu_device, tensorrt_version
         fpr.check_gpu_device(fp, engine_dir, gpu_device())
         fpr.check_backend_version(fp, engine_dir, tensorrt_version(), "TensorRT")
-        plugin = (fp.get("plugin_library") or {}).get("path")
-        for name, entry in fp["networks"].items():
-            ins, outs = specs(manifest["networks"][name])
-            (file,) = entry["files"]
-            nets[name] = TrtEngine(name, engine_dir / file, ins, outs, plugin, cuda_graph)
+        plugin = (fp.plugin_library or {}).get("path")
+        for name, plan in fp.networks.items():
+            net = manifest.networks[name]
+            (file,) = plan.files
+            nets[name] = TrtEngine(name, engine_dir / file, list(net.inputs), list(net.outputs), plugin, cuda_graph)
     else:
-        raise fpr.EngineMismatch(f"{engine_dir}: unknown backend {backend!r}: {fpr.rebuild_hint(fp, engine_dir)}")
+        raise fpr.EngineMismatch(f"{engine_dir}: unknown backend {fp.backend!r}: {fpr.rebuild_hint(fp, engine_dir)}")
     # what the networks were built as (an int8 build keeps a network fp32 where int8 does not pay)
-    precisions = {e.get("precision") or fp["precision"] for e in fp["networks"].values()} or {fp["precision"]}
-    return Engines(nets, manifest, backend=backend, precision="+".join(sorted(precisions)))
+    return Engines(nets, manifest, backend=fp.backend, precision=fp.network_precisions)

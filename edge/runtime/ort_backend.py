@@ -8,7 +8,7 @@ from typing import Mapping, Sequence
 import numpy as np
 import onnxruntime as ort
 
-from edge.runtime.base import TensorSpec
+from edge.contract import NetworkManifest, NetworkPlan, TensorSpec
 
 # numba's OpenMP layer busy-waits between parallel regions by default: next to onnxruntime's own pool (or
 # on a loaded 2-core board) a 0.04 ms ROI pooling call then takes 10-40 ms. Must be set before libgomp loads.
@@ -26,9 +26,13 @@ SPIN_POLICY = "during_run"
 
 
 def session(path_or_bytes, threads: int | None = None, optimized_offline: bool = True,
-            spin: str = SPIN_POLICY) -> ort.InferenceSession:
-    """A CPU session; graphs optimised offline by ``edge build`` load with optimisations off.
-    ``spin``: how idle worker threads wait (see ``SPIN_POLICY``)."""
+            spin: str = SPIN_POLICY, save_optimized_to: str | Path | None = None) -> ort.InferenceSession:
+    """The one way this package makes an onnxruntime CPU session.
+
+    ``optimized_offline``: the graph was optimised by ``edge build`` (load with optimisations off); else
+    onnxruntime's own online optimisations run, as for a raw export (``save_optimized_to`` keeps their
+    result: ``edge build``'s offline optimisation). ``threads``: intra-op threads (None: onnxruntime's
+    default). ``spin``: how idle worker threads wait (see ``SPIN_POLICY``)."""
     if spin not in SPIN_POLICIES:
         raise ValueError(f"unknown spin policy {spin!r} (one of {', '.join(SPIN_POLICIES)})")
     opts = ort.SessionOptions()
@@ -45,6 +49,8 @@ def session(path_or_bytes, threads: int | None = None, optimized_offline: bool =
     opts.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
     opts.graph_optimization_level = (ort.GraphOptimizationLevel.ORT_DISABLE_ALL if optimized_offline
                                      else ort.GraphOptimizationLevel.ORT_ENABLE_ALL)
+    if save_optimized_to is not None:
+        opts.optimized_model_filepath = str(save_optimized_to)
     data = str(path_or_bytes) if isinstance(path_or_bytes, Path) else path_or_bytes
     return ort.InferenceSession(data, opts, providers=["CPUExecutionProvider"])
 
@@ -77,38 +83,40 @@ class SplitEngine:
 
     backend = "onnxruntime+numba"
 
-    def __init__(self, name: str, stages: list[dict], sessions: dict[str, ort.InferenceSession],
+    def __init__(self, name: str, stages: Sequence, sessions: dict[str, ort.InferenceSession],
                  inputs: Sequence[TensorSpec], outputs: Sequence[TensorSpec]):
         from edge.kernels.roi_pool.cpu import roi_pool  # numba, torch-free
+        from edge.contract import Stage
         self._roi_pool = roi_pool
-        self.name, self.stages, self.sessions = name, stages, sessions
+        self.name, self.sessions = name, sessions
+        self.stages = [s if isinstance(s, Stage) else Stage.from_dict(s, name) for s in stages]
         self.inputs, self.outputs = list(inputs), list(outputs)
 
     def run(self, feeds: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
         env = _check_feeds(self.name, self.inputs, feeds)
         for st in self.stages:
-            if st["kind"] == "roi_pool":
-                x, rois = (env[t] for t in st["inputs"])
-                env[st["outputs"][0]] = self._roi_pool(x, rois, st["pooled_shape"], st["spatial_scale"])
+            if st.kind == "roi_pool":
+                x, rois = (env[t] for t in st.inputs)
+                env[st.outputs[0]] = self._roi_pool(x, rois, st.pooled_shape, st.spatial_scale)
             else:
-                got = self.sessions[st["segment"]].run(st["outputs"], {t: env[t] for t in st["inputs"]})
-                env.update(zip(st["outputs"], got))
+                got = self.sessions[st.segment].run(list(st.outputs), {t: env[t] for t in st.inputs})
+                env.update(zip(st.outputs, got))
         return {s.name: env[s.name] for s in self.outputs}
 
 
 def net_specs(net: dict) -> tuple[list[TensorSpec], list[TensorSpec]]:
-    def mk(e):
-        return TensorSpec(e["name"], tuple(e["shape"]), e["dtype"])
-    return [mk(e) for e in net["inputs"]], [mk(e) for e in net["outputs"]]
+    """(inputs, outputs) of one network entry of a ``model.json`` dict."""
+    m = NetworkManifest.from_dict(net.get("name", "network"), net, "model.json")
+    return list(m.inputs), list(m.outputs)
 
 
-def load_network(engine_dir: Path, net_name: str, entry: dict, net: dict, threads: int | None,
+def load_network(engine_dir: Path, net_name: str, plan: NetworkPlan, net: NetworkManifest, threads: int | None,
                  spin: str = SPIN_POLICY):
-    """The runtime engine of one CPU network from its fingerprint entry."""
-    ins, outs = net_specs(net)
-    if entry["kind"] == "onnxruntime+numba":
-        sessions = {st["segment"]: session(engine_dir / st["file"], threads, spin=spin)
-                    for st in entry["stages"] if st["kind"] == "onnxruntime"}
-        return SplitEngine(net_name, entry["stages"], sessions, ins, outs)
-    (file,) = entry["files"]
+    """The runtime engine of one CPU network from its build plan."""
+    ins, outs = list(net.inputs), list(net.outputs)
+    if plan.kind == "onnxruntime+numba":
+        sessions = {st.segment: session(engine_dir / st.file, threads, spin=spin)
+                    for st in plan.stages if st.kind == "onnxruntime"}
+        return SplitEngine(net_name, plan.stages, sessions, ins, outs)
+    (file,) = plan.files
     return OrtEngine(net_name, session(engine_dir / file, threads, spin=spin), ins, outs)

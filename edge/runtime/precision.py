@@ -22,6 +22,15 @@ KEEP_FP32_OPS = ("ReduceL2", "LpNormalization", "ReduceSumSquare", "Sqrt", "Pow"
 STATE_PATHS = (("c", "c_next"),)
 
 
+#: int8 must be at least this much faster than fp32 to be worth its accuracy cost (one rule: ``edge build``
+#: keeps int8 by it, ``edge calibrate`` reports ``int8_pays`` by it)
+PAYS_RATIO = 1.05
+
+
+def int8_pays(int8_ms: float, fp32_ms: float) -> bool:
+    """Whether an int8 network timed at ``int8_ms`` is worth keeping over fp32 at ``fp32_ms``."""
+    return int8_ms > 0 and fp32_ms / int8_ms >= PAYS_RATIO
+
 def state_path_nodes(model: onnx.ModelProto, paths: Iterable[tuple[str, str]] = STATE_PATHS) -> list[str]:
     """Names of nodes lying on a path from graph input ``src`` to graph output ``dst`` (for each pair present)."""
     g = model.graph

@@ -1,7 +1,13 @@
-"""The run loop: threads joined by bounded queues (torch-free).
+"""The run loop: threads joined by bounded queues, plumbing only (torch-free).
 
-    capture (one thread per stream) -> preprocess + DIS flow (one per stream) -> inference (one, all
-    streams, batched) -> sinks (one)
+    capture (one thread per stream) -> prepare (one per stream) -> inference (one, all streams, batched)
+    -> sinks (one)
+
+The pipeline only moves frames. What a model does lives in its runtime and its per-stream session
+(``edge.tracking.session``, ``edge.classify.runtime``), with one protocol: ``runtime.session(...)`` per
+stream; ``session.prepare(frame)`` in the stream's prepare thread; ``runtime.step(items)`` in the inference
+thread on a batch of ``(session, prepared, frame)`` items of several streams, one update per item;
+``session.close(last_frame)`` at the end of the stream, giving its final events.
 
 Back-pressure: every queue is bounded. A file source blocks when the queue ahead is full, so no frame is
 ever lost. A live source's capture queue drops its OLDEST frame instead (counted in ``drops``) so
@@ -16,15 +22,14 @@ import logging
 import queue
 import threading
 import time
-from collections import deque
+from collections import Counter, deque
 from dataclasses import dataclass, field
-from typing import Callable, Sequence
+from typing import Any, Sequence
 
 import numpy as np
 
-from edge.classify.runtime import ClassifierRuntime, ClassifierStream, attention_map
+from edge.events import Event, SourceReconnect, StreamEnd, StreamSummary
 from edge.stream.sources import Frame, Source
-from edge.stream.tracking import TrackerStream
 
 log = logging.getLogger("edge.stream")
 
@@ -33,7 +38,7 @@ STAGES = ("capture", "prep", "infer", "sink", "latency")
 
 @dataclass
 class End:
-    """End-of-stream marker for one stream."""
+    """End-of-stream marker for one stream (-1: every stream has ended)."""
     stream: int
 
 
@@ -62,9 +67,6 @@ class DropOldestQueue:
                 raise queue.Empty
             return self._items.popleft()
 
-    def qsize(self) -> int:
-        return len(self._items)
-
 
 @dataclass
 class StreamInput:
@@ -76,15 +78,15 @@ class StreamInput:
 
 @dataclass
 class Work:
-    """A frame travelling from preprocessing to inference."""
+    """A frame travelling from preparation to inference, with what each of its sessions prepared."""
     frame: Frame
-    feeds: dict | None
+    prepared: list
     t_prep: float
 
 
 @dataclass
-class Result:
-    """One processed frame, handed to the sinks."""
+class FrameResult:
+    """One processed frame, handed to the sinks: the frame, every model's state at it, its events."""
     stream: int
     name: str
     index: int
@@ -96,9 +98,33 @@ class Result:
     label: str | None = None
     label_score: float | None = None
     attention: np.ndarray | None = None
-    events: list = field(default_factory=list)
+    events: list[Event] = field(default_factory=list)
     captured: float = 0.0
     timings: dict = field(default_factory=dict)
+    source_fps: float | None = None       # the source's nominal frame rate (for writing video)
+    fps: float = 0.0                      # this stream's processing rate so far
+    drops: int = 0                        # frames this (live) stream dropped so far
+
+    def apply(self, update: Any) -> None:
+        """Take a model's update (``TrackerUpdate`` / ``ClassifierUpdate``): its state fields and events."""
+        for k, v in vars(update).items():
+            if k == "events":
+                self.events.extend(v)
+            else:
+                setattr(self, k, v)
+
+
+class Sink:
+    """A consumer of results; all sinks run in the sink thread and never see the pipeline."""
+
+    def write(self, result: FrameResult) -> None:
+        """One processed frame."""
+
+    def end(self, stream: int, name: str, events: Sequence[Event]) -> None:
+        """A stream ended; ``events`` are its final ones (open actions closed, ``StreamEnd``)."""
+
+    def close(self, summaries: Sequence[StreamSummary]) -> None:
+        """The run is over (also after an error or a signal): finalise and flush."""
 
 
 @dataclass
@@ -112,6 +138,7 @@ class StreamStats:
     reconnects: int = 0
     first: float | None = None
     last: float | None = None
+    events: Counter = field(default_factory=Counter)
     times: dict = field(default_factory=lambda: {k: deque(maxlen=20000) for k in STAGES})
 
     def fps(self) -> float:
@@ -119,57 +146,45 @@ class StreamStats:
             return 0.0
         return (self.processed - 1) / (self.last - self.first)
 
-    def summary(self) -> dict:
+    def summary(self) -> StreamSummary:
         lat = np.asarray(self.times["latency"], np.float64) * 1000
-        return {"name": self.name, "live": self.live, "captured": self.captured, "processed": self.processed,
-                "drops": self.drops, "corrupt": self.corrupt, "reconnects": self.reconnects,
-                "fps": round(self.fps(), 2),
-                "latency_ms_p50": round(float(np.percentile(lat, 50)), 2) if lat.size else None,
-                "latency_ms_p95": round(float(np.percentile(lat, 95)), 2) if lat.size else None}
-
-
-class Sink:
-    """A consumer of results; all sinks run in the sink thread."""
-
-    def open(self, pipeline: "Pipeline") -> None:
-        pass
-
-    def write(self, result: Result) -> None:
-        pass
-
-    def close(self, pipeline: "Pipeline") -> None:
-        pass
+        return StreamSummary(self.name, self.live, self.captured, self.processed, self.drops, self.corrupt,
+                             self.reconnects, round(self.fps(), 2),
+                             round(float(np.percentile(lat, 50)), 2) if lat.size else None,
+                             round(float(np.percentile(lat, 95)), 2) if lat.size else None, dict(self.events))
 
 
 class Pipeline:
-    """Capture -> preprocess -> inference -> sinks for one or more streams.
+    """Capture -> prepare -> inference -> sinks for one or more streams.
 
-    ``tracker``: a factory ``() -> SiameseTracker`` (one tracker per stream with an ``init_box``).
-    ``classifier``: a ``ClassifierRuntime`` (one ``ClassifierStream`` state per stream).
-    """
+    ``tracker``: a ``TrackerRuntime`` (a session for every stream with an ``init_box``); ``classifier``: a
+    ``ClassifierRuntime`` (a session for every stream)."""
 
-    def __init__(self, streams: Sequence[StreamInput], *, tracker: Callable[[], object] | None = None,
-                 classifier: ClassifierRuntime | None = None, sinks: Sequence[Sink] = (),
-                 max_frames: int | None = None, queue_size: int = 4, live_queue_size: int = 2,
-                 max_batch: int = 8, lost_threshold: float | None = None) -> None:
+    def __init__(self, streams: Sequence[StreamInput], *, tracker=None, classifier=None,
+                 sinks: Sequence[Sink] = (), max_frames: int | None = None, queue_size: int = 4,
+                 live_queue_size: int = 2, max_batch: int = 8) -> None:
         if not streams:
             raise ValueError("no sources")
         self.streams = list(streams)
         for i, s in enumerate(self.streams):
             s.name = s.name or s.source.name or f"stream{i}"
-        self.classifier, self.sinks = classifier, list(sinks)
+        self.sinks = list(sinks)
         self.max_frames, self.max_batch = max_frames, max(1, int(max_batch))
         self.stats = [StreamStats(s.name, s.source.live) for s in self.streams]
-        self.trackers: list[TrackerStream | None] = [
-            TrackerStream(tracker, s.init_box, lost_threshold) if tracker is not None and s.init_box else None
-            for s in self.streams]
-        self.cls_state: list[ClassifierStream | None] = [
-            classifier.new_stream() if classifier is not None else None for _ in self.streams]
+        # per stream, per model: its session (None where that model does not run on the stream)
+        self.runtimes = [rt for rt in (tracker, classifier) if rt is not None]
+        self.sessions: list[list] = []
+        for s in self.streams:
+            row = []
+            if tracker is not None:
+                row.append(tracker.session(s.init_box) if s.init_box is not None else None)
+            if classifier is not None:
+                row.append(classifier.session())
+            self.sessions.append(row)
         # live streams: a short drop-oldest queue keeps latency low; files: a longer blocking one
         self.q_cap = [DropOldestQueue(live_queue_size) if s.source.live else queue.Queue(queue_size)
                       for s in self.streams]
-        # small queues after capture bound the latency of live streams (capture is the drop point); one
-        # slot per stream lets inference batch one frame of every stream
+        # one slot per stream after capture lets inference batch one frame of every stream
         self.q_inf: queue.Queue = queue.Queue(len(self.streams))
         self.q_out: queue.Queue = queue.Queue(max(2, queue_size))
         self._stop = threading.Event()
@@ -179,7 +194,6 @@ class Pipeline:
         self.batches: deque = deque(maxlen=20000)      # inference batch sizes
         self._threads: list[threading.Thread] = []
         self._sinks_closed = False
-        self._last_window: list = [None] * len(self.streams)
 
     # -- control ---------------------------------------------------------------------------------------
     def stop(self) -> None:
@@ -192,8 +206,6 @@ class Pipeline:
 
     def start(self) -> None:
         self.started = time.perf_counter()
-        for sink in self.sinks:
-            sink.open(self)
         n = len(self.streams)
         self._threads = [threading.Thread(target=self._guard, args=(self._capture, i), name=f"capture{i}",
                                           daemon=True) for i in range(n)]
@@ -214,13 +226,16 @@ class Pipeline:
                     return False
         return True
 
-    def run(self) -> list[dict]:
+    def summaries(self) -> list[StreamSummary]:
+        return [s.summary() for s in self.stats]
+
+    def run(self) -> list[StreamSummary]:
         """Start, wait for the end, re-raise a stage's error; returns per-stream summaries."""
         self.start()
         self.wait()
         if self.error is not None:
             raise self.error
-        return [s.summary() for s in self.stats]
+        return self.summaries()
 
     def _guard(self, fn, *args) -> None:
         try:
@@ -250,6 +265,10 @@ class Pipeline:
                 continue
         return None
 
+    def _sync_drops(self, i: int) -> None:
+        if self.streams[i].source.live:
+            self.stats[i].drops = self.q_cap[i].drops
+
     # -- stages ----------------------------------------------------------------------------------------
     def _capture(self, i: int) -> None:
         src, st, q = self.streams[i].source, self.stats[i], self.q_cap[i]
@@ -272,31 +291,25 @@ class Pipeline:
                 st.times["capture"].append(now - t0)
                 if not self._put(q, frame):
                     return
-                if src.live:
-                    st.drops = q.drops
+                self._sync_drops(i)
         finally:
             st.corrupt, st.reconnects = src.stats.corrupt, src.stats.reconnects
             src.close()
             self._put(q, End(i))
 
     def _prep(self, i: int) -> None:
-        q, cls = self.q_cap[i], self.cls_state[i]
+        q, sessions = self.q_cap[i], self.sessions[i]
         while True:
             item = self._get(q)
             if item is None:
                 return
             if isinstance(item, End):
-                if self.streams[i].source.live:
-                    self.stats[i].drops = q.drops
+                self._sync_drops(i)
                 self._put(self.q_inf, item)
                 return
             t0 = time.perf_counter()
-            feeds = None
-            if cls is not None:
-                if item.reconnected:
-                    cls.prep.reset()      # flow restarts from zero after a gap (this thread owns prep)
-                feeds = self.classifier.prepare(cls, item.image)
-            if not self._put(self.q_inf, Work(item, feeds, time.perf_counter() - t0)):
+            prepared = [s.prepare(item) if s is not None else None for s in sessions]
+            if not self._put(self.q_inf, Work(item, prepared, time.perf_counter() - t0)):
                 return
 
     def _infer(self) -> None:
@@ -318,69 +331,31 @@ class Pipeline:
         t0 = time.perf_counter()
         works = [w for w in batch if isinstance(w, Work)]
         self.batches.append(len(works))
-        enc = {}
-        if self.classifier is not None and works:
-            outs = self.classifier.encode([w.feeds for w in works])
-            enc = {id(w): o for w, o in zip(works, outs)}
-        results: list[Result | End] = []
-        due: list[tuple[Result, ClassifierStream, list]] = []
-        labelled: dict[int, object] = {}
+        results = {}
+        for w in works:
+            f = w.frame
+            src = self.streams[f.stream].source
+            r = FrameResult(stream=f.stream, name=self.streams[f.stream].name, index=f.index, timestamp=f.timestamp,
+                            image=f.image, captured=f.captured, timings={"prep": w.t_prep},
+                            source_fps=getattr(src, "fps", None))
+            if f.reconnected:
+                r.events.append(SourceReconnect(f.index, src.stats.reconnects))
+            results[id(w)] = r
+        for m, rt in enumerate(self.runtimes):        # each model: one batched step over its sessions
+            mine = [w for w in works if self.sessions[w.frame.stream][m] is not None]
+            items = [(self.sessions[w.frame.stream][m], w.prepared[m], w.frame) for w in mine]
+            for w, update in zip(mine, rt.step(items)):
+                results[id(w)].apply(update)
+        dt = (time.perf_counter() - t0) / max(len(works), 1)
         ended = 0
         for w in batch:
             if isinstance(w, End):
-                results.append(w)
                 ended += 1
-                continue
-            f = w.frame
-            s = f.stream
-            r = Result(stream=s, name=self.streams[s].name, index=f.index, timestamp=f.timestamp,
-                       image=f.image, captured=f.captured, timings={"prep": w.t_prep})
-            if f.reconnected:
-                r.events.append({"type": "source_reconnect", "reconnects": self.streams[s].source.stats.reconnects})
-            trk = self.trackers[s]
-            if trk is not None:
-                if f.reconnected and trk.tracker is not None:
-                    r.events.append(trk.reinit(f.image))
-                else:
-                    r.events.extend(trk.update(f.image))
-                r.box, r.score, r.lost = trk.box, trk.score, trk.lost
-            cls = self.cls_state[s]
-            if cls is not None:
-                if f.reconnected:
-                    cls.reset_window()    # the inference thread owns the ring buffer
-                feats, att = enc[id(w)]
-                win = self.classifier.push(cls, feats, att)
-                if win is not None:
-                    due.append((r, cls, win))
-                r.attention = attention_map(cls.attention)
-            results.append(r)
-        if due:
-            logits = self.classifier.classify([win for _, _, win in due])
-            labelled = {}
-            for (r, c, _), lg in zip(due, logits):
-                res, events = self.classifier.result(c, lg, r.index)
-                r.events.extend(events)
-                labelled[id(r)] = res
-        current: dict[int, object] = {}      # latest window per stream, in frame order within the batch
-        for r in results:
-            if isinstance(r, Result) and self.cls_state[r.stream] is not None:
-                if id(r) in labelled:
-                    current[r.stream] = labelled[id(r)]
-                last = current.get(r.stream, self._last_window[r.stream])
-                if last is not None:
-                    r.label, r.label_score = last.label, last.score
-                self._last_window[r.stream] = last
-        for r in results:            # ended streams: close open actions, mark the end
-            if isinstance(r, End):
-                last = max(self.stats[r.stream].captured - 1, 0)
-                cls = self.cls_state[r.stream]
-                r.events = cls.hysteresis.close(last) if cls is not None else []
-                r.events.append({"type": "stream_end", "frame": last})
-        dt = (time.perf_counter() - t0) / max(len(works), 1)
-        for r in results:
-            if isinstance(r, Result):
-                r.timings["infer"] = dt
-            if not self._put(self.q_out, r):
+                item = w
+            else:
+                item = results[id(w)]
+                item.timings["infer"] = dt
+            if not self._put(self.q_out, item):
                 break
         return ended
 
@@ -398,40 +373,41 @@ class Pipeline:
             if isinstance(r, End):
                 if r.stream == -1:
                     break
-                for ev in getattr(r, "events", []) or []:
-                    self._emit_end_event(r.stream, ev)
+                self._end_stream(r.stream)
                 continue
+            st = self.stats[r.stream]
             t0 = time.perf_counter()
+            r.fps, r.drops = st.fps(), st.drops
             for sink in self.sinks:
                 sink.write(r)
             now = time.perf_counter()
-            st = self.stats[r.stream]
             st.processed += 1
             st.first = now if st.first is None else st.first
             st.last = now
+            st.events.update(e.type for e in r.events)
             r.timings["sink"] = now - t0
             r.timings["latency"] = now - r.captured
             for k, v in r.timings.items():
                 st.times[k].append(v)
-            if self.streams[r.stream].source.live:
-                st.drops = self.q_cap[r.stream].drops
+            self._sync_drops(r.stream)
 
-    def _emit_end_event(self, stream: int, ev: dict) -> None:
-        r = Result(stream=stream, name=self.streams[stream].name, index=ev.get("frame", -1), timestamp=float("nan"),
-                   image=None, events=[ev])
+    def _end_stream(self, i: int) -> None:
+        """Close the stream's sessions (open actions end) and tell the sinks."""
+        last = max(self.stats[i].captured - 1, 0)
+        events = [e for s in self.sessions[i] if s is not None for e in s.close(last)] + [StreamEnd(last)]
+        self.stats[i].events.update(e.type for e in events)
         for sink in self.sinks:
-            if getattr(sink, "wants_events_only", False):
-                sink.write(r)
+            sink.end(i, self.streams[i].name, events)
 
     def _close_sinks(self) -> None:
         if self._sinks_closed:
             return
         self._sinks_closed = True
-        for i, s in enumerate(self.streams):
-            if s.source.live:
-                self.stats[i].drops = self.q_cap[i].drops
+        for i in range(len(self.streams)):
+            self._sync_drops(i)
+        summaries = self.summaries()
         for sink in self.sinks:
             try:
-                sink.close(self)
+                sink.close(summaries)
             except Exception as e:
                 log.error("closing %s failed: %s", type(sink).__name__, e)

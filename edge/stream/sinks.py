@@ -15,7 +15,6 @@ finalised (end, SIGINT, SIGTERM), so the path only ever holds a complete, playab
 from __future__ import annotations
 
 import json
-import math
 import os
 import sys
 import time
@@ -25,7 +24,8 @@ import cv2
 import numpy as np
 
 from edge.errors import UserError
-from edge.stream.pipeline import Pipeline, Result, Sink
+from edge.events import StreamSummary, to_record
+from edge.stream.pipeline import FrameResult, Sink
 
 FOURCC = {".avi": "MJPG", ".mp4": "mp4v", ".m4v": "mp4v", ".mov": "mp4v", ".mkv": "mp4v"}
 
@@ -44,7 +44,7 @@ def check_video_path(path: str | os.PathLike) -> Path:
     return path
 
 
-def draw_overlay(r: Result, fps: float | None = None, heatmap: bool = False) -> np.ndarray:
+def draw_overlay(r: FrameResult, fps: float | None = None, heatmap: bool = False) -> np.ndarray:
     """The frame with box, score, label, FPS and optionally the attention heat map."""
     img = r.image.copy()
     H, W = img.shape[:2]
@@ -77,19 +77,14 @@ class VideoSink(Sink):
         self.path = check_video_path(path)
         self.fps, self.heatmap = fps, heatmap
         self.writers: dict[int, tuple[cv2.VideoWriter, Path, Path, tuple]] = {}
-        self.pipeline: Pipeline | None = None
         self.written: dict[int, int] = {}
 
-    def open(self, pipeline):
-        self.pipeline = pipeline
-
-    def _writer(self, r: Result):
+    def _writer(self, r: FrameResult):
         w = self.writers.get(r.stream)
         if w is None:
             final = stream_path(self.path, r.stream)
             tmp = final.with_name(f".{final.stem}.partial{final.suffix}")
-            src = self.pipeline.streams[r.stream].source if self.pipeline else None
-            fps = self.fps or getattr(src, "fps", None) or 30.0
+            fps = self.fps or r.source_fps or 30.0
             size = (r.image.shape[1], r.image.shape[0])
             vw = cv2.VideoWriter(str(tmp), cv2.VideoWriter_fourcc(*FOURCC[final.suffix.lower()]), float(fps), size)
             if not vw.isOpened():
@@ -99,17 +94,14 @@ class VideoSink(Sink):
         return w
 
     def write(self, r):
-        if r.image is None:
-            return
         vw, _, _, size = self._writer(r)
-        fps = self.pipeline.stats[r.stream].fps() if self.pipeline else None
-        img = draw_overlay(r, fps, self.heatmap)
+        img = draw_overlay(r, r.fps, self.heatmap)
         if (img.shape[1], img.shape[0]) != size:          # a live source changed resolution
             img = cv2.resize(img, size)
         vw.write(img)
         self.written[r.stream] += 1
 
-    def close(self, pipeline):
+    def close(self, summaries):
         for vw, tmp, final, _ in self.writers.values():
             vw.release()
             os.replace(tmp, final)
@@ -119,16 +111,8 @@ class VideoSink(Sink):
         return [stream_path(self.path, s) for s in sorted(self.written)]
 
 
-def _num(v):
-    if v is None:
-        return None
-    v = float(v)
-    return round(v, 4) if math.isfinite(v) else None
-
-
 class EventsSink(Sink):
-    """JSON Lines events (schema in the module docstring), one flushed line per record."""
-    wants_events_only = True
+    """JSON Lines events (schema in ``edge.events``), one flushed line per record."""
 
     def __init__(self, path: str | os.PathLike, frames: bool = True) -> None:
         self.path = Path(path)
@@ -138,49 +122,37 @@ class EventsSink(Sink):
         self.f = None
         self.lines = 0
 
-    def open(self, pipeline):
-        self.f = open(self.path, "w", encoding="utf-8", buffering=1)
-
     def _line(self, rec: dict) -> None:
+        if self.f is None:
+            self.f = open(self.path, "w", encoding="utf-8", buffering=1)
         self.f.write(json.dumps(rec, separators=(",", ":")) + "\n")
         self.f.flush()
         self.lines += 1
 
-    def write(self, r):
-        base = {"stream": r.stream, "source": r.name, "frame": r.index, "time": _num(r.timestamp),
+    def _common(self, stream: int, name: str, frame: int, r: FrameResult | None) -> dict:
+        return {"stream": stream, "source": name, "frame": frame, "time": r.timestamp if r else None,
                 "wall": round(time.time(), 3),
-                "box": [round(float(v), 2) for v in r.box] if r.box is not None else None,
-                "score": _num(r.score), "lost": r.lost, "label": r.label, "label_score": _num(r.label_score)}
-        if self.frames and r.image is not None:
-            self._line({**base, "type": "frame"})
+                "box": [round(float(v), 2) for v in r.box] if r is not None and r.box is not None else None,
+                "score": r.score if r else None, "lost": r.lost if r else None, "label": r.label if r else None,
+                "label_score": r.label_score if r else None}
+
+    def write(self, r):
+        common = self._common(r.stream, r.name, r.index, r)
+        if self.frames:
+            self._line(to_record(common))
         for ev in r.events:
-            rec = {**base, **{k: v for k, v in ev.items() if k != "type"}, "type": ev["type"]}
-            if "frame" in ev:
-                rec["frame"] = ev["frame"]
-            self._line(_jsonable(rec))
+            self._line(to_record(common, ev))
 
-    def close(self, pipeline):
-        if self.f is None:
-            return
-        for i, st in enumerate(pipeline.stats):
-            self._line({"stream": i, "source": st.name, "type": "summary", "wall": round(time.time(), 3),
-                        **{k: v for k, v in st.summary().items() if k != "name"}})
-        self.f.close()
-        self.f = None
+    def end(self, stream, name, events):
+        for ev in events:
+            self._line(to_record(self._common(stream, name, ev.frame, None), ev))
 
-
-def _jsonable(obj):
-    if isinstance(obj, dict):
-        return {k: _jsonable(v) for k, v in obj.items()}
-    if isinstance(obj, (list, tuple)):
-        return [_jsonable(v) for v in obj]
-    if isinstance(obj, (np.floating, float)):
-        return _num(obj)
-    if isinstance(obj, np.integer):
-        return int(obj)
-    if isinstance(obj, np.bool_):
-        return bool(obj)
-    return obj
+    def close(self, summaries):
+        for i, s in enumerate(summaries):
+            self._line(s.to_record(i, round(time.time(), 3)))
+        if self.f is not None:
+            self.f.close()
+            self.f = None
 
 
 class StatusSink(Sink):
@@ -190,54 +162,46 @@ class StatusSink(Sink):
         self.interval, self.out = interval, stream or sys.stderr
         self.tty = hasattr(self.out, "isatty") and self.out.isatty()
         self.last = 0.0
-        self.pipeline = None
-
-    def open(self, pipeline):
-        self.pipeline = pipeline
+        self.state: dict[int, tuple[int, float, int, float]] = {}    # processed, fps, drops, latency ms
 
     def line(self) -> str:
-        parts = []
-        for i, st in enumerate(self.pipeline.stats):
-            lat = st.times["latency"]
-            ms = 1000 * float(np.median(list(lat)[-50:])) if lat else 0.0
-            parts.append(f"s{i} {st.processed} fr {st.fps():.1f} fps drop {st.drops} lat {ms:.0f} ms")
+        parts = [f"s{i} {n} fr {fps:.1f} fps drop {d} lat {ms:.0f} ms"
+                 for i, (n, fps, d, ms) in sorted(self.state.items())]
         return "edge run | " + " | ".join(parts)
 
     def write(self, r):
+        n = self.state.get(r.stream, (0,))[0] + 1
+        self.state[r.stream] = (n, r.fps, r.drops, 1000 * (time.perf_counter() - r.captured))
         now = time.monotonic()
         if now - self.last >= self.interval:
             self.last = now
             self.out.write(("\r" + self.line() + "\x1b[K") if self.tty else self.line() + "\n")
             self.out.flush()
 
-    def close(self, pipeline):
+    def close(self, summaries):
+        self.state = {i: (s.processed, s.fps, s.drops, s.latency_ms_p50 or 0.0) for i, s in enumerate(summaries)}
         self.out.write(("\r" + self.line() + "\x1b[K\n") if self.tty else self.line() + "\n")
         self.out.flush()
 
 
 class DisplaySink(Sink):
-    """Show the overlay in a window per stream (needs an OpenCV build with GUI); ``q`` stops."""
+    """Show the overlay in a window per stream (needs an OpenCV build with GUI); ``q`` calls ``on_quit``."""
 
-    def __init__(self, heatmap: bool = False) -> None:
+    def __init__(self, heatmap: bool = False, on_quit=None) -> None:
         try:
             cv2.namedWindow("edge run", cv2.WINDOW_NORMAL)
             cv2.destroyWindow("edge run")
         except cv2.error:
             raise UserError("--display needs OpenCV with GUI support (this build has none: "
                             "opencv-python-headless); write --out-video instead") from None
-        self.heatmap, self.pipeline = heatmap, None
-
-    def open(self, pipeline):
-        self.pipeline = pipeline
+        self.heatmap, self.on_quit = heatmap, on_quit
 
     def write(self, r):
-        if r.image is None:
-            return
-        cv2.imshow(f"edge run s{r.stream}", draw_overlay(r, self.pipeline.stats[r.stream].fps(), self.heatmap))
-        if cv2.waitKey(1) & 0xFF == ord("q"):
-            self.pipeline.stop()
+        cv2.imshow(f"edge run s{r.stream}", draw_overlay(r, r.fps, self.heatmap))
+        if cv2.waitKey(1) & 0xFF == ord("q") and self.on_quit is not None:
+            self.on_quit()
 
-    def close(self, pipeline):
+    def close(self, summaries):
         try:
             cv2.destroyAllWindows()
         except cv2.error:

@@ -17,10 +17,6 @@ from edge.tracking.geometry import (Crop, RidgeRegressor, apply_deltas, crop_reg
                                     regression_samples, sample_candidates, search_side)
 from edge.tracking.params import TrackerParams
 
-DEFAULT_IO = {"template": {"inputs": ["image", "box"], "outputs": ["embedding"]},
-              "search": {"inputs": ["image", "rois", "template"], "outputs": ["scores", "embeddings"]}}
-
-
 def check_image(image) -> np.ndarray:
     if not isinstance(image, np.ndarray) or image.ndim != 3 or image.shape[2] != 3 or image.dtype != np.uint8:
         desc = f"{image.dtype} array of shape {image.shape}" if isinstance(image, np.ndarray) else type(image).__name__
@@ -49,19 +45,15 @@ class SiameseTracker:
 
     def __init__(self, engines: Engines, params: TrackerParams | Mapping | None = None):
         self.engines = engines
-        self.params = params if isinstance(params, TrackerParams) else TrackerParams.from_dict(params)
-        cfg = engines.config
-        io = cfg.get("networks", DEFAULT_IO)
-        self._t_in, self._t_out = io["template"]["inputs"], io["template"]["outputs"][0]
-        self._s_in, self._s_out = io["search"]["inputs"], io["search"]["outputs"][0]
+        # the model's own defaults (manifest ``tracker_params``), then the caller's
+        self.params = params if isinstance(params, TrackerParams) else \
+            TrackerParams.from_dict({**engines.config.params, **dict(params or {})})
+        cfg = engines.config                       # edge.contract.TrackerConfig
+        self._t_in, self._t_out = cfg.template.inputs, cfg.template.outputs[0]
+        self._s_in, self._s_out = cfg.search.inputs, cfg.search.outputs[0]
         # engines exported before the search network returned its embeddings: regression re-embeds the box
-        self._s_emb = io["search"]["outputs"][1] if len(io["search"]["outputs"]) > 1 else None
-        size = cfg.get("crop_size")
-        if size is None:  # fall back to the template engine's image input shape
-            size = engines["template"].inputs[0].shape[-1]
-        if not isinstance(size, (int, np.integer)) or size <= 0:
-            raise ValueError(f"engine manifest gives no usable crop_size (got {size!r})")
-        self.size = int(size)
+        self._s_emb = cfg.search_embeddings
+        self.size = cfg.crop_size
         per_scale = self.params.num_candidates // 3   # sample_candidates' layout: scale 1, 1/step, step, pad
         self._scale_index = np.zeros(self.params.num_candidates, np.int8)
         self._scale_index[per_scale:2 * per_scale], self._scale_index[2 * per_scale:3 * per_scale] = -1, 1

@@ -2,7 +2,7 @@
 
 ``convlstm_cell(x, h, c, weight, bias) -> (h', c')`` and the module ``ConvLSTMCell``. The semantics are
 ``reference.convlstm_cell_math`` (eager: plain conv + gates, differentiable). Inside
-``torch.onnx.export(dynamo=False)`` (use ``edge.kernels.onnx_functions.export_onnx``) the call becomes one
+``torch.onnx.export(dynamo=False)`` (use ``edge.ops.export_onnx``) the call becomes one
 custom-domain node ``edge.ops::ConvLSTMCell(X, H, C, W, B) -> (H_next, C_next)`` whose function body is
 Concat, Conv (``auto_pad=SAME_UPPER``: odd k, stride 1, so pads = k // 2 from W's shape), Split into 4,
 Sigmoid/Tanh, Mul/Add (``onnx_function.py``). Arguments are validated (one-line ValueError) on every path.

@@ -6,7 +6,7 @@
 - eager on CPU, float32: the numba kernel of ``cpu.py`` (exact same numbers), with a backward that sends
   each output's gradient to its argmax (the first maximum of its bin); fast for training and benchmarks;
 - anything else (other devices/dtypes, ``torch.jit`` tracing, ``torch.compile``): ``roi_pool_math``;
-- inside ``torch.onnx.export(dynamo=False)`` (use ``edge.kernels.onnx_functions.export_onnx``): one
+- inside ``torch.onnx.export(dynamo=False)`` (use ``edge.ops.export_onnx``): one
   custom-domain node ``edge.ops::RoiPool(X, rois) -> Y`` with attributes ``pooled_shape`` (ints) and
   ``spatial_scale`` (float); its function body is ONNX ``MaxRoiPool`` (``onnx_function.py``).
 

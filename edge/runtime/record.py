@@ -1,4 +1,5 @@
-"""Record the inputs a model's runtime really feeds its networks, so every row can replay them (torch-free)."""
+"""Record the inputs a model's runtime really feeds its networks (torch-free): the benchmark replays them on
+every row, calibration quantizes on them."""
 from __future__ import annotations
 
 from typing import Mapping
@@ -9,14 +10,15 @@ from edge.runtime.base import Engines
 
 
 class RecordingEngine:
-    """Pass-through :class:`Engine` wrapper keeping at most ``limit`` feeds spread evenly over all calls:
-    every ``stride``-th call is kept, and when ``2 * limit`` are held every other one is dropped and the
-    stride doubles (so the sample covers the whole run, not just its start)."""
+    """Pass-through :class:`Engine` wrapper keeping copies of the feeds it sees: every one (``limit=None``,
+    calibration sets), or at most ``limit`` spread evenly over all calls (benchmark samples): every
+    ``stride``-th call is kept, and when ``2 * limit`` are held every other one is dropped and the stride
+    doubles (so the sample covers the whole run, not just its start)."""
 
-    def __init__(self, engine, limit: int = 32):
-        if limit < 1:
+    def __init__(self, engine, limit: int | None = 32):
+        if limit is not None and limit < 1:
             raise ValueError("RecordingEngine: limit must be >= 1")
-        self.engine, self.limit, self.stride = engine, int(limit), 1
+        self.engine, self.limit, self.stride = engine, limit, 1
         self.name, self.inputs, self.outputs = engine.name, engine.inputs, engine.outputs
         self._kept: list[tuple[int, dict[str, np.ndarray]]] = []
         self.calls = 0
@@ -24,7 +26,7 @@ class RecordingEngine:
     def run(self, feeds: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
         if self.calls % self.stride == 0:
             self._kept.append((self.calls, {k: np.array(v, copy=True) for k, v in feeds.items()}))
-            if len(self._kept) >= 2 * self.limit:
+            if self.limit is not None and len(self._kept) >= 2 * self.limit:
                 self.stride *= 2
                 self._kept = [(i, f) for i, f in self._kept if i % self.stride == 0]
         self.calls += 1
@@ -32,7 +34,7 @@ class RecordingEngine:
 
     def _sample(self) -> list[tuple[int, dict[str, np.ndarray]]]:
         kept = self._kept
-        if len(kept) > self.limit:
+        if self.limit is not None and len(kept) > self.limit:
             kept = [kept[i] for i in np.linspace(0, len(kept) - 1, self.limit).round().astype(int)]
         return kept
 
@@ -47,7 +49,7 @@ class RecordingEngine:
         return [i for i, _ in self._sample()]
 
 
-def recording(engines: Engines, limit: int = 32) -> tuple[Engines, dict[str, RecordingEngine]]:
+def recording(engines: Engines, limit: int | None = 32) -> tuple[Engines, dict[str, RecordingEngine]]:
     """An ``Engines`` whose networks record their feeds, plus the recorders by network name."""
     rec = {name: RecordingEngine(e, limit) for name, e in engines.networks.items()}
     return Engines(networks=dict(rec), manifest=engines.manifest, backend=engines.backend,

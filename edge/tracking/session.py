@@ -1,0 +1,129 @@
+"""The tracker in a stream (torch-free): one ``TrackerSession`` per stream, ``TrackerRuntime.step`` for a
+batch of frames of several streams (the inference stage), events on state changes.
+
+Protocol shared with ``edge.classify.runtime`` (see ``edge.stream.pipeline``): ``runtime.session(...)``
+makes a stream's session; ``session.prepare(frame)`` runs in that stream's preprocessing thread;
+``runtime.step(items)`` runs in the inference thread on ``(session, prepared, frame)`` items and returns
+one update per item; ``session.close(last_frame)`` gives the final events.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Mapping, Sequence
+
+import numpy as np
+
+from edge.errors import UserError
+from edge.events import Event, TrackInit, TrackLost, TrackRecovered
+from edge.runtime.base import Engines
+from edge.tracking.params import TrackerParams
+from edge.tracking.tracker import SiameseTracker
+
+
+def parse_box(text) -> tuple[float, float, float, float]:
+    """``"x,y,w,h"`` (or 4 numbers) -> floats; zero or negative size is a UserError."""
+    parts = [p for p in str(text).replace(" ", "").strip("()[]").split(",") if p != ""] \
+        if isinstance(text, str) else list(np.asarray(text, dtype=object).reshape(-1))
+    if len(parts) != 4:
+        raise UserError(f"init box must be x,y,w,h (4 numbers), got {text!r}")
+    try:
+        x, y, w, h = (float(p) for p in parts)
+    except (TypeError, ValueError):
+        raise UserError(f"init box must be x,y,w,h numbers, got {text!r}") from None
+    if not all(np.isfinite([x, y, w, h])):
+        raise UserError(f"init box has a non-finite value: {text!r}")
+    if w <= 0 or h <= 0:
+        raise UserError(f"init box {text} has zero or negative area (w={w:g}, h={h:g})")
+    return x, y, w, h
+
+
+def check_box_in_frame(box: Sequence[float], size: tuple[int, int], what: str = "--init-box") -> None:
+    """The box must lie inside the ``(width, height)`` frame (UserError otherwise)."""
+    x, y, w, h = box
+    W, H = size
+    if x < 0 or y < 0 or x + w > W or y + h > H:
+        raise UserError(f"{what} {x:g},{y:g},{w:g},{h:g} is outside the {W}x{H} frame")
+
+
+@dataclass
+class TrackerUpdate:
+    """The tracker's state after one frame, and what changed."""
+    box: tuple | None
+    score: float | None
+    lost: bool
+    events: list[Event] = field(default_factory=list)
+
+
+class TrackerSession:
+    """One stream's tracker: init on the first frame, update, lost/recovered events, re-init after a gap."""
+
+    def __init__(self, runtime: "TrackerRuntime", box: Sequence[float]) -> None:
+        self.runtime = runtime
+        self.init_box = tuple(float(v) for v in box)
+        self.tracker: SiameseTracker | None = None
+        self.box: tuple | None = None
+        self.score: float | None = None
+        self.lost = False
+        self.last_good: tuple | None = None
+
+    def prepare(self, frame) -> None:
+        """Nothing to do ahead of inference (the crop depends on the previous box)."""
+        return None
+
+    def reinit(self, image: np.ndarray, index: int, box: Sequence[float] | None = None) -> TrackInit:
+        """(Re)start on ``image`` from ``box`` (default: the last confident box, else the initial one)."""
+        box = tuple(float(v) for v in (box or self.last_good or self.init_box))
+        H, W = image.shape[:2]
+        x, y, w, h = box                   # clamp into this frame (a live source may change size)
+        w, h = min(w, W), min(h, H)
+        x, y = min(max(x, 0.0), W - w), min(max(y, 0.0), H - h)
+        box = (x, y, w, h)
+        self.tracker = self.runtime.tracker()
+        self.tracker.init(image, np.asarray(box, np.float64))
+        self.box, self.score, self.lost, self.last_good = box, None, False, box
+        return TrackInit(index, box)
+
+    def update(self, image: np.ndarray, index: int, reconnected: bool = False) -> TrackerUpdate:
+        """Track one frame -> the new state and its events (init, lost / recovered transitions)."""
+        if self.tracker is None or reconnected:
+            ev = self.reinit(image, index)
+            return TrackerUpdate(self.box, self.score, self.lost, [ev])
+        box = self.tracker.update(image)
+        self.box = tuple(float(v) for v in np.asarray(box).reshape(-1)[:4])
+        s = self.tracker.last_score
+        self.score = None if s is None or not np.isfinite(s) else float(s)
+        lost = bool(self.tracker.lost)
+        events: list[Event] = []
+        if lost and not self.lost:
+            events.append(TrackLost(index, self.box, self.score))
+        elif self.lost and not lost:
+            events.append(TrackRecovered(index, self.box, self.score))
+        self.lost = lost
+        if not lost:
+            self.last_good = self.box
+        return TrackerUpdate(self.box, self.score, self.lost, events)
+
+    def close(self, last_frame: int) -> list[Event]:
+        return []
+
+
+class TrackerRuntime:
+    """The SINT tracker over ``Engines`` (``template`` + ``search``): one session per stream, shared engines."""
+
+    def __init__(self, engines: Engines, params: TrackerParams | Mapping | None = None) -> None:
+        if engines.kind != "tracker":
+            raise UserError(f"tracker engines needed (template + search), got {engines.kind} engines "
+                            f"({', '.join(engines.networks)})")
+        self.engines = engines
+        self.params = params
+        SiameseTracker(engines, params)       # validates the parameters once, up front
+
+    def tracker(self) -> SiameseTracker:
+        return SiameseTracker(self.engines, self.params)
+
+    def session(self, init_box: Sequence[float]) -> TrackerSession:
+        return TrackerSession(self, init_box)
+
+    def step(self, items: Sequence[tuple[TrackerSession, object, object]]) -> list[TrackerUpdate]:
+        """One update per ``(session, prepared, frame)`` item, in order (frames carry image/index/reconnected)."""
+        return [s.update(f.image, f.index, f.reconnected) for s, _, f in items]
