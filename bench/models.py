@@ -13,7 +13,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from edge.cli import main as edge
+import edge
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -27,23 +27,22 @@ def main(argv: list[str] | None = None) -> int:
     engines = []
     for model in ("tracker", "classifier"):
         exp = work / "export" / model
-        if not (a.reuse and (exp / "model.json").is_file()) and edge(["export", model, "-o", str(exp)]) != 0:
-            return 2
+        if not (a.reuse and (exp / "model.json").is_file()):
+            edge.export(model, exp, log=print)
         precisions = ["fp32"]
         if not a.no_int8:
-            calibrated = (exp / "calibration").is_dir() and a.reuse
-            if not calibrated:
-                calibrated = edge(["calibrate", str(exp), "--flavours", "ort", "--no-fp16", "--quiet"]) in (0, 1)
-            if calibrated:
-                precisions.append("int8")
+            if not (a.reuse and (exp / "calibration").is_dir()):
+                edge.calibrate(exp, flavours=("ort",), fp16=False, log=print)
+            precisions.append("int8")
         for p in precisions:
             eng = work / "engines" / f"{model}-cpu-{p}"
             if not (a.reuse and (eng / "fingerprint.json").is_file()):
-                if edge(["build", str(exp), "--target", "cpu", "--precision", p, "-o", str(eng)]) != 0:
-                    return 2
-            engines.append(str(eng))
-    return edge(["bench", *engines, "--cache", str(work / "data"), "--json", str(out / "models.json"),
-                 "--markdown", str(out / "models.md"), "--plots", str(out / "models_plots")])
+                edge.build(exp, "cpu", p, eng, log=print)
+            engines.append(eng)
+    rep = edge.bench(engines, cache=work / "data", json=out / "models.json", markdown=out / "models.md",
+                     plots=out / "models_plots", log=print)
+    print(rep.markdown())
+    return 0 if rep.passed else 1
 
 
 if __name__ == "__main__":

@@ -19,7 +19,6 @@ import argparse
 import os
 import platform
 import queue
-import subprocess
 import sys
 import tempfile
 import threading
@@ -43,21 +42,20 @@ BOX = {"bikes.mp4": (250.0, 90.0, 60.0, 110.0), "carphone_pristine.mp4": (60.0, 
 
 
 def build_engines(work: Path) -> dict[str, Path]:
+    import edge
     dirs = {}
     for model in ("tracker", "classifier"):
-        onnx_dir, eng = work / f"{model}_onnx", work / model
+        eng = work / model
         if not (eng / "fingerprint.json").exists():
-            for cmd in (["export", model, "-o", str(onnx_dir)],
-                        ["build", str(onnx_dir), "--target", "cpu", "--precision", "fp32", "-o", str(eng)]):
-                subprocess.run([sys.executable, "-m", "edge.cli", *cmd], check=True, stdout=subprocess.DEVNULL)
+            edge.build(edge.export(model, work / f"{model}_onnx").path, "cpu", "fp32", eng)
         dirs[model] = eng
     return dirs
 
 
 def make_pipeline(n, clip, frames, trk, cls, sinks=(), box=None):
-    from edge.tracking import SiameseTracker
+    from edge.tracking.session import TrackerRuntime
     streams = [StreamInput(open_source(str(clip)), box, f"s{i}") for i in range(n)]
-    return Pipeline(streams, tracker=(lambda: SiameseTracker(trk)) if trk is not None else None,
+    return Pipeline(streams, tracker=TrackerRuntime(trk) if trk is not None else None,
                     classifier=ClassifierRuntime(cls) if cls is not None else None, sinks=list(sinks),
                     max_frames=frames, max_batch=max(8, n))
 
@@ -97,7 +95,7 @@ def _stages_alone(n, clip, frames, trk, cls, box, tmp: Path) -> dict:
         src = open_source(str(clip))
         stop = threading.Event()
         imgs = []
-        for img, ts in src.frames(stop):
+        for img, ts, _ in src.frames(stop):
             imgs.append((img, ts))
             if len(imgs) >= frames:
                 break
@@ -105,27 +103,25 @@ def _stages_alone(n, clip, frames, trk, cls, box, tmp: Path) -> dict:
         decoded.append(imgs)
     res["capture"] = n * frames / (time.perf_counter() - t0)
     cpu["capture"] = (time.process_time() - c0) / (n * frames)
-    # preprocess (resize + DIS flow)
+    # prepare (resize + DIS flow): every session's own prepare, as the prep threads run it
     pipe = make_pipeline(n, clip, frames, trk, cls, box=box)
-    feeds = [[None] * frames for _ in range(n)]
+    work = [[None] * frames for _ in range(n)]
     c0 = time.process_time()
     t0 = time.perf_counter()
-    if cls is not None:
-        for s in range(n):
-            for i, (img, _) in enumerate(decoded[s]):
-                feeds[s][i] = pipe.classifier.prepare(pipe.cls_state[s], img)
+    for s in range(n):
+        for i, (img, ts) in enumerate(decoded[s]):
+            f = Frame(s, i, ts, img, 0.0)
+            work[s][i] = Work(f, [x.prepare(f) if x is not None else None for x in pipe.sessions[s]], 0.0)
     res["prep"] = n * frames / (time.perf_counter() - t0)
     cpu["prep"] = (time.process_time() - c0) / (n * frames)
     # inference: the pipeline's own step, one frame of every stream per batch (as when streams keep pace)
     pipe.q_out = queue.Queue()
-    for s in range(n):
-        if pipe.cls_state[s] is not None:
-            pipe.cls_state[s].reset_window()
     c0 = time.process_time()
     t0 = time.perf_counter()
     for i in range(frames):
-        batch = [Work(Frame(s, i, decoded[s][i][1], decoded[s][i][0], time.perf_counter()), feeds[s][i], 0.0)
-                 for s in range(n)]
+        batch = [work[s][i] for s in range(n)]
+        for w in batch:
+            w.frame.captured = time.perf_counter()
         pipe._infer_batch(batch)
     res["infer"] = n * frames / (time.perf_counter() - t0)
     cpu["infer"] = (time.process_time() - c0) / (n * frames)
@@ -134,15 +130,13 @@ def _stages_alone(n, clip, frames, trk, cls, box, tmp: Path) -> dict:
         results.append(pipe.q_out.get())
     # sinks (overlay video + events)
     sinks = [VideoSink(tmp / "alone.mp4"), EventsSink(tmp / "alone.jsonl")]
-    for k in sinks:
-        k.open(pipe)
     c0 = time.process_time()
     t0 = time.perf_counter()
     for r in results:
         for k in sinks:
             k.write(r)
     for k in sinks:
-        k.close(pipe)
+        k.close(pipe.summaries())
     res["sink"] = n * frames / (time.perf_counter() - t0)
     cpu["sink"] = (time.process_time() - c0) / (n * frames)
     return {k: round(v, 2) for k, v in res.items()} | {f"cpu_ms_{k}": round(1000 * v, 3) for k, v in cpu.items()}
@@ -156,13 +150,13 @@ def end_to_end(n, clip, frames, trk, cls, box, tmp: Path) -> dict:
     summary = pipe.run()
     wall = time.perf_counter() - t0
     cpu = time.process_time() - c0
-    processed = sum(s["processed"] for s in summary)
+    processed = sum(s.processed for s in summary)
     times = {k: [v for st in pipe.stats for v in st.times[k]] for k in STAGES}
     return {"fps": round(processed / wall, 2), "processed": processed, "wall_s": round(wall, 3),
             "cpu_ms_per_frame": round(1000 * cpu / max(processed, 1), 3),
             # share of the wall time the inference thread was working: ~1.0 = never starved by the pipeline
             "infer_busy": round(sum(times["infer"]) / wall, 3),
-            "drops": sum(s["drops"] for s in summary),
+            "drops": sum(s.drops for s in summary),
             "mean_batch": round(float(np.mean(pipe.batches)), 2) if pipe.batches else None,
             "latency_ms": {k: pct(v) for k, v in times.items()}}
 
@@ -191,17 +185,17 @@ class PacedCapture:
 def live_latency(clip, fps, frames, trk, cls, box, tmp: Path) -> dict:
     """One live stream at ``fps`` (real-time pacing): capture-to-sink latency and drops."""
     from edge.stream.sources import LiveSource
-    from edge.tracking import SiameseTracker
+    from edge.tracking.session import TrackerRuntime
     src = LiveSource(lambda: PacedCapture(clip, fps), f"camera@{fps}fps", max_reconnects=0)
-    pipe = Pipeline([StreamInput(src, box, "live")], tracker=lambda: SiameseTracker(trk),
+    pipe = Pipeline([StreamInput(src, box, "live")], tracker=TrackerRuntime(trk),
                     classifier=ClassifierRuntime(cls), sinks=[VideoSink(tmp / "live.mp4"),
                                                               EventsSink(tmp / "live.jsonl")],
                     max_frames=frames)
     s = in_thread(pipe.run)[0]
     st = pipe.stats[0]
-    row = {"camera_fps": fps, "captured": s["captured"], "processed": s["processed"], "drops": s["drops"],
-           "fps": s["fps"], "latency_ms": pct(st.times["latency"])}
-    print(f"live camera at {fps} fps: processed {s['processed']}/{s['captured']}, drops {s['drops']}, "
+    row = {"camera_fps": fps, "captured": s.captured, "processed": s.processed, "drops": s.drops,
+           "fps": s.fps, "latency_ms": pct(st.times["latency"])}
+    print(f"live camera at {fps} fps: processed {s.processed}/{s.captured}, drops {s.drops}, "
           f"latency {row['latency_ms']}", flush=True)
     return row
 

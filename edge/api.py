@@ -145,7 +145,8 @@ def run(sources: PathLike | Sequence[PathLike], tracker: PathLike | EngineSet | 
         on_event: Callable[[int, Event], None] | None = None, *, heatmap: bool = False,
         window: int | None = None, stride: int | None = None, tracker_params: Mapping | None = None,
         queue_size: int = 4, live_queue_size: int = 2, batch: int = 8, max_reconnects: int | None = None,
-        status_interval: float = 0.0, display: bool = False, handle_signals: bool = False) -> RunSummary:
+        open_timeout: float | None = None, status_interval: float = 0.0, display: bool = False,
+        handle_signals: bool = False) -> RunSummary:
     """Tracker and/or classifier engines on video files, image folders, cameras, URLs or GStreamer pipelines.
 
     ``init_box``: ``x,y,w,h`` (string or 4 numbers) for every source, or a list with one per source.
@@ -159,7 +160,8 @@ def run(sources: PathLike | Sequence[PathLike], tracker: PathLike | EngineSet | 
                    events=None if events is None else str(events), max_frames=max_frames, heatmap=heatmap,
                    window=window, stride=stride, tracker_params=dict(tracker_params or {}),
                    queue_size=queue_size, live_queue_size=live_queue_size, batch=batch,
-                   max_reconnects=max_reconnects, status_interval=status_interval, display=display)
+                   max_reconnects=max_reconnects, open_timeout=open_timeout, status_interval=status_interval,
+                   display=display)
     return execute(plan, on_event=on_event, handle_signals=handle_signals)
 
 
@@ -269,7 +271,7 @@ def frames(source: PathLike, max_frames: int | None = None):
     from edge.stream.sources import open_source
     src = open_source(str(source))
     try:
-        for i, (image, _) in enumerate(src.frames(threading.Event())):
+        for i, (image, _, _) in enumerate(src.frames(threading.Event())):
             if max_frames is not None and i >= max_frames:
                 break
             yield image

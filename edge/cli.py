@@ -12,7 +12,9 @@ from __future__ import annotations
 import argparse
 import importlib
 import logging
+import signal
 import sys
+import threading
 
 from edge import __version__
 from edge.errors import EXIT_INTERRUPTED, EXIT_USER, UserError
@@ -25,6 +27,20 @@ COMMANDS = {
     "bench": "FPS and accuracy of engines against the PyTorch reference",
     "demo": "the main job end to end on this machine's default target",
 }
+
+
+def _interrupt_on(*signals) -> dict:
+    """These signals interrupt like Ctrl-C, so a build's or export's clean-up runs (staging folders
+    removed; every file is written atomically, so none is left half-written). Inherited ignores stay.
+    Returns the handlers replaced."""
+    def handler(signum, _frame):
+        raise KeyboardInterrupt(signal.Signals(signum).name)
+    old = {}
+    if threading.current_thread() is threading.main_thread():
+        for s in signals:
+            if signal.getsignal(s) is not signal.SIG_IGN:
+                old[s] = signal.signal(s, handler)
+    return old
 
 
 def _module(name: str):
@@ -44,15 +60,23 @@ def main(argv: list[str] | None = None) -> int:
             _module(name).add_arguments(p)
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.WARNING, format=f"edge {args.command}: %(message)s")
+    # `edge run` stops cleanly on its own (edge.stream.run)
+    old = _interrupt_on(signal.SIGTERM, signal.SIGHUP) if args.command != "run" else {}
     try:
         return int(_module(args.command).run(args) or 0)
     except KeyboardInterrupt:
         print("edge: interrupted", file=sys.stderr)
         return EXIT_INTERRUPTED
-    except (UserError, FileNotFoundError, ValueError) as e:
-        msg = str(e).splitlines()[0] if str(e) else type(e).__name__
+    except (UserError, OSError, ValueError) as e:   # OSError: a missing file, a full disk, an I/O error
+        if isinstance(e, OSError) and not isinstance(e, UserError) and e.strerror:
+            msg = f"{e.strerror}: {e.filename}" if e.filename else e.strerror
+        else:
+            msg = str(e).splitlines()[0] if str(e) else type(e).__name__
         print(f"edge {args.command}: error: {msg}", file=sys.stderr)
         return EXIT_USER
+    finally:
+        for sig, h in old.items():
+            signal.signal(sig, h)
 
 
 if __name__ == "__main__":      # `python -m edge.cli` (as `python -m edge`)

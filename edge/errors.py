@@ -19,3 +19,11 @@ class UserError(Exception):
     """Bad input from the user: printed as one line, exit code 2."""
 
     exit_code = EXIT_USER
+
+
+class OutputError(UserError):
+    """Writing an output failed (disk full, I/O error, read-only): the run stops; what is complete is kept."""
+
+
+class SourceError(UserError):
+    """A source gave nothing: a live source that never opened, or gave up reconnecting before any frame."""

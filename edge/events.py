@@ -147,7 +147,8 @@ class RunSummary:
     videos: tuple[str, ...] = ()
     events_path: str | None = None
     events_lines: int = 0
-    stopped_by: str | None = None        # the signal that stopped the run (SIGINT, SIGTERM, SIGHUP)
+    stopped_by: str | None = None        # the signal that stopped the run (SIGINT, SIGTERM, SIGHUP, SIGQUIT)
+    aborted: bool = False                # a second signal after the grace period (or SIGQUIT) cut it short
     peak_rss_mb: float | None = None
     torch_imported: bool = False
 

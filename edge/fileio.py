@@ -59,3 +59,53 @@ def read_json(path: str | os.PathLike, what: str = "file") -> dict:
     if not isinstance(obj, dict):
         raise ValueError(f"{what} {path} is not a JSON object")
     return obj
+
+
+def check_output(path: str | os.PathLike, what: str, folder: bool = False) -> Path:
+    """An output location that can be written, checked before any work starts (one-line ``UserError``):
+    an existing ``path`` is a writable file (``folder=True``: a writable folder), else its folder exists and
+    is writable (``folder=True``: the nearest existing ancestor, as the missing ones will be made); read-only
+    mounts count as not writable."""
+    from edge.errors import UserError
+    if str(path) == "":
+        raise UserError(f"{what}: empty path")
+    p = Path(path)
+    if p.exists():
+        if folder and not p.is_dir():
+            raise UserError(f"{what} {p} exists and is not a folder")
+        if not folder and p.is_dir():
+            raise UserError(f"{what} {p} is a folder, not a file")
+        if not os.access(p, os.W_OK):
+            raise UserError(f"{what} {p} is not writable ({_why(p)})")
+        if not folder:
+            return p
+    parent = p if p.exists() else p.parent
+    while folder and not parent.exists() and parent != parent.parent:
+        parent = parent.parent
+    if not parent.is_dir():
+        raise UserError(f"{what} {p}: folder {parent} does not exist")
+    if not os.access(parent, os.W_OK | os.X_OK):
+        raise UserError(f"{what} {p}: folder {parent} is not writable ({_why(parent)})")
+    return p
+
+
+def _why(p: Path) -> str:
+    return "read-only file system" if _ro(p) else "permission denied"
+
+
+def _ro(p: Path) -> bool:
+    try:
+        return bool(os.statvfs(p).f_flag & os.ST_RDONLY)
+    except OSError:
+        return False
+
+
+def same_file(a: str | os.PathLike, b: str | os.PathLike) -> bool:
+    """Whether two paths name the same file (also through links), whether or not they exist yet."""
+    pa, pb = Path(a), Path(b)
+    try:
+        if pa.exists() and pb.exists():
+            return os.path.samefile(pa, pb)
+    except OSError:
+        pass
+    return pa.resolve() == pb.resolve()

@@ -63,8 +63,30 @@ def export_onnx(module, example_inputs: tuple, path: str | os.PathLike | None,
                           input_names=list(input_names), output_names=list(output_names),
                           dynamic_axes=dynamic_axes or None, do_constant_folding=True)
     model = onnx.load_from_string(buf.getvalue())
+    _keep_inputs(model, list(input_names), example_inputs, dynamic_axes or {})
     attach_functions(model)
     onnx.checker.check_model(model)
     if path is not None:
         atomic_write_bytes(Path(path), model.SerializeToString())
     return model
+
+
+def _keep_inputs(model: onnx.ModelProto, names: list[str], examples: tuple, dynamic_axes: dict) -> None:
+    """Declare again the inputs the exporter dropped as unused (e.g. a no-flow ablation ignores ``flow``):
+    the runtime feeds every input the network was exported with, and an ONNX model may declare unused ones."""
+    from onnx import helper
+    have = [i.name for i in model.graph.input]
+    if all(n in have for n in names):
+        return
+    import torch
+    declared = []
+    for name, ex in zip(names, examples):
+        if name in have:
+            declared.append(next(i for i in model.graph.input if i.name == name))
+            continue
+        dims = [dynamic_axes.get(name, {}).get(k, int(d)) for k, d in enumerate(ex.shape)]
+        elem = helper.np_dtype_to_tensor_dtype(torch.empty(0, dtype=ex.dtype).numpy().dtype)
+        declared.append(helper.make_tensor_value_info(name, elem, dims))
+    rest = [i for i in model.graph.input if i.name not in names]         # initialisers listed as inputs
+    del model.graph.input[:]
+    model.graph.input.extend(declared + rest)

@@ -24,8 +24,9 @@ def test_video_file_source_yields_every_frame_as_decoded():
     assert src.frame_size() == (176, 144)
     got = list(src.frames(threading.Event()))
     assert len(got) == len(expected) == 120
-    assert all(np.array_equal(a, b) for (a, _), b in zip(got, expected))
-    ts = [t for _, t in got]
+    assert all(np.array_equal(a, b) for (a, _, _), b in zip(got, expected))
+    assert [i for _, _, i in got] == list(range(120))
+    ts = [t for _, t, _ in got]
     assert ts[0] == pytest.approx(0.0, abs=1e-6) and all(b > a for a, b in zip(ts, ts[1:]))
     assert src.stats.frames == 120 and src.stats.corrupt == 0
 
@@ -40,9 +41,10 @@ def test_image_folder_otb_layout_skips_and_counts_corrupt(tmp_path, rng):
     (img / "notes.txt").write_text("not an image")
     src = open_source(str(tmp_path / "Seq"))
     assert isinstance(src, ImageFolderSource) and src.frame_size() == (60, 40)
-    got = [f for f, _ in src.frames(threading.Event())]
+    got = list(src.frames(threading.Event()))
     keep = [frames[i] for i in (0, 1, 2, 4, 5)]
-    assert len(got) == 5 and all(np.array_equal(a, b) for a, b in zip(got, keep))
+    assert len(got) == 5 and all(np.array_equal(a, b) for (a, _, _), b in zip(got, keep))
+    assert [i for _, _, i in got] == [0, 1, 2, 4, 5]          # the source's own numbers: 3 was corrupt
     assert src.stats.corrupt == 1
 
 
@@ -83,7 +85,7 @@ def test_live_source_reconnects_after_failure_and_disconnect():
     got = []
 
     def consume():
-        for img, ts in src.frames(stop):
+        for img, ts, _ in src.frames(stop):
             got.append((img, ts))
             if len(got) >= 40:
                 stop.set()
@@ -122,6 +124,6 @@ def test_corrupt_frame_in_video_file_is_skipped_and_counted(tmp_path):
     bad.write_bytes(bytes(data))
     expected = read_clip(good)
     src = open_source(str(bad))
-    got = [f for f, _ in src.frames(threading.Event())]
+    got = [f for f, _, _ in src.frames(threading.Event())]
     assert src.stats.corrupt == 1 and len(got) == 29
     assert all(np.array_equal(a, b) for a, b in zip(got, expected[:10] + expected[11:]))

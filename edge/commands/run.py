@@ -1,9 +1,10 @@
 """``edge run``: tracker and/or classifier engines on live video or files, torch-free.
 
-Exit codes: 0 = all sources ended, ``--max-frames`` reached, or stopped by SIGTERM (clean stop);
-130 = stopped by SIGINT (Ctrl-C) after a clean stop (video finalised, events flushed); 2 = bad input
-(missing/unreadable source, bad ``--init-box``, bad paths) with a one-line error. A second SIGINT/SIGTERM
-exits at once (130) without finalising.
+Exit codes: 0 = all sources ended, ``--max-frames`` reached, or a clean stop by SIGTERM/SIGHUP;
+130 = a clean stop by SIGINT (Ctrl-C), or an abort (a signal again after the 3 s grace period, or SIGQUIT:
+frames in flight dropped, the video still finalised); 2 = bad input or a failed output (missing/unreadable
+source, a live source that never opened, bad ``--init-box``, bad or clashing output paths, foreign engines,
+disk full) with a one-line error.
 """
 from __future__ import annotations
 
@@ -34,6 +35,9 @@ def add_arguments(p) -> None:
     p.add_argument("--batch", type=int, default=8, help="max frames per inference batch (across streams)")
     p.add_argument("--max-reconnects", type=int, default=None,
                    help="give up on a live source after N failed reopen attempts (default: never)")
+    p.add_argument("--open-timeout", type=float, default=None, metavar="S",
+                   help="a live source that gives no frame within S seconds of the start is an error "
+                        "(exit 2; default 15)")
     p.add_argument("--status-interval", type=float, default=1.0, help="seconds between status lines (0: off)")
 
 
@@ -45,9 +49,13 @@ def run(args) -> int:
         window=args.window, stride=args.stride,
         tracker_params={"lost_threshold": args.lost_threshold} if args.lost_threshold is not None else None,
         queue_size=args.queue_size, live_queue_size=args.live_queue_size, batch=args.batch,
-        max_reconnects=args.max_reconnects, status_interval=args.status_interval, display=args.display,
-        handle_signals=True)
+        max_reconnects=args.max_reconnects, open_timeout=args.open_timeout, status_interval=args.status_interval,
+        display=args.display, handle_signals=True)
     print(report(summary), file=sys.stderr)
+    if summary.aborted:
+        print(f"edge run: aborted ({summary.stopped_by} repeated): frames in flight dropped, outputs finalised",
+              file=sys.stderr)
+        return 130
     if summary.stopped_by == "SIGINT":
         print("edge run: interrupted (SIGINT), outputs finalised", file=sys.stderr)
         return 130

@@ -67,19 +67,9 @@ class MobileNetV2(nn.Module):
 
 
 def load_state_dict_file(path: str | Path) -> dict:
-    """Load a checkpoint with ``weights_only=True``; one-line ValueError if it is not a readable one."""
-    path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"checkpoint not found: {path}")
-    try:
-        state = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as e:  # corrupt zip, pickle with forbidden globals, truncated file ...
-        raise ValueError(f"cannot read checkpoint {path}: {type(e).__name__}: {str(e).splitlines()[0][:200]}") from None
-    if isinstance(state, dict) and "state_dict" in state and isinstance(state["state_dict"], dict):
-        state = state["state_dict"]
-    if not isinstance(state, dict):
-        raise ValueError(f"checkpoint {path} holds {type(state).__name__}, not a state dict")
-    return state
+    """A state dict from a checkpoint file (``weights_only=True``; ``edge.models.checkpoint``)."""
+    from edge.models.checkpoint import state_dict, torch_load
+    return state_dict(torch_load(path), path)
 
 
 def mobilenet_v2_imagenet(path: str | Path | None = None) -> MobileNetV2:

@@ -208,14 +208,9 @@ def save_checkpoint(model: TwoInOne, path: str | Path, meta: dict) -> None:
 
 def load_checkpoint(path: str | Path) -> tuple[dict, dict]:
     """(state_dict, meta) with ``weights_only=True``; one-line errors for missing/corrupt files."""
+    from edge.models.checkpoint import torch_load
     path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"classifier checkpoint not found: {path}")
-    try:
-        payload = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as e:
-        first = (str(e).splitlines() or [""])[0][:200]
-        raise ValueError(f"cannot read classifier checkpoint {path}: {type(e).__name__}: {first}") from None
+    payload = torch_load(path, "classifier checkpoint")
     if not (isinstance(payload, dict) and isinstance(payload.get("state_dict"), dict)
             and isinstance(payload.get("meta"), dict) and isinstance(payload["meta"].get("config"), dict)):
         raise ValueError(f"classifier checkpoint {path} is not a two-in-one checkpoint "

@@ -7,7 +7,9 @@ the same build key and whose files still verify is a cache hit and rebuilds noth
 """
 from __future__ import annotations
 
+import contextlib
 import datetime as _dt
+import fcntl
 import os
 import shutil
 import tempfile
@@ -18,7 +20,7 @@ import onnx
 from edge.errors import UserError
 from edge.runtime import fingerprint as fpr
 from edge.runtime.ort_backend import SPIN_POLICY
-from edge.fileio import atomic_copy, atomic_write_bytes, atomic_write_json, read_json, sha256_file
+from edge.fileio import atomic_copy, atomic_write_bytes, atomic_write_json, check_output, read_json, sha256_file
 from edge.targets import get_target
 
 PRECISIONS = ("fp32", "fp16", "int8")
@@ -70,8 +72,34 @@ def build(export_dir: str | Path, target: str, precision: str, out_dir: str | Pa
     export_dir, out_dir = Path(export_dir), Path(out_dir)
     if precision not in PRECISIONS:
         raise ValueError(f"unknown precision {precision!r} (have: {', '.join(PRECISIONS)})")
+    if threads is not None and threads < 1:
+        raise UserError(f"--threads must be >= 1, got {threads}")
     tgt = get_target(target)
     manifest = read_export(export_dir)
+    check_output(out_dir, "-o", folder=True)
+    out_dir.parent.mkdir(parents=True, exist_ok=True)
+    with build_lock(out_dir):
+        return _build(export_dir, target, precision, out_dir, tgt, manifest, threads, roi_kernel, plugins,
+                      use_dla, log)
+
+
+@contextlib.contextmanager
+def build_lock(out_dir: Path):
+    """One build at a time into ``out_dir`` (a second one is refused with one line, not silently lost)."""
+    lock = out_dir.parent / f".{out_dir.name}.lock"
+    fd = os.open(lock, os.O_WRONLY | os.O_CREAT, 0o644)
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise UserError(f"-o {out_dir}: another `edge build` is writing this folder right now") from None
+        yield
+    finally:
+        os.close(fd)
+
+
+def _build(export_dir: Path, target: str, precision: str, out_dir: Path, tgt: dict, manifest: dict,
+           threads: int | None, roi_kernel: str, plugins: str | None, use_dla: bool, log) -> dict:
     backend = tgt["backend"]
     sources = _source_files(export_dir, manifest, precision, backend)
     plugin_info, registered, trt = None, {}, None

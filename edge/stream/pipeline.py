@@ -28,6 +28,7 @@ from typing import Any, Sequence
 
 import numpy as np
 
+from edge.errors import UserError
 from edge.events import Event, SourceReconnect, StreamEnd, StreamSummary
 from edge.stream.sources import Frame, Source
 
@@ -138,6 +139,7 @@ class StreamStats:
     reconnects: int = 0
     first: float | None = None
     last: float | None = None
+    last_index: int = 0                # the source index of the last captured frame
     events: Counter = field(default_factory=Counter)
     times: dict = field(default_factory=lambda: {k: deque(maxlen=20000) for k in STAGES})
 
@@ -237,15 +239,20 @@ class Pipeline:
             raise self.error
         return self.summaries()
 
+    def abort(self) -> None:
+        """Stop now: frames in flight are dropped, the sinks still close (the video is finalised)."""
+        self._stop.set()
+        self._abort.set()
+
     def _guard(self, fn, *args) -> None:
         try:
             fn(*args)
         except BaseException as e:       # one stage failing stops all of them
             if self.error is None:
                 self.error = e
-            log.error("stage %s failed: %s: %s", threading.current_thread().name, type(e).__name__, e)
-            self._abort.set()
-            self._stop.set()
+            if not isinstance(e, UserError):     # a user's error is reported once, by the caller
+                log.error("stage %s failed: %s: %s", threading.current_thread().name, type(e).__name__, e)
+            self.abort()
 
     def _put(self, q, item) -> bool:
         """Blocking put that gives up on abort."""
@@ -280,14 +287,15 @@ class Pipeline:
                     break
                 t0 = time.perf_counter()
                 try:
-                    img, ts = next(it)
+                    img, ts, index = next(it)
                 except StopIteration:
                     break
                 now = time.perf_counter()
                 rec = src.stats.reconnects != reconnects
                 reconnects = src.stats.reconnects
-                frame = Frame(i, st.captured, ts, img, now, reconnected=rec)
+                frame = Frame(i, index, ts, img, now, reconnected=rec)
                 st.captured += 1
+                st.last_index = index
                 st.times["capture"].append(now - t0)
                 if not self._put(q, frame):
                     return
@@ -362,6 +370,10 @@ class Pipeline:
     def _sink(self) -> None:
         try:
             self._sink_loop()
+        except BaseException as e:
+            if self.error is None:       # the first error is the one reported, not a later close's
+                self.error = e
+            raise
         finally:
             self._close_sinks()
 
@@ -393,7 +405,7 @@ class Pipeline:
 
     def _end_stream(self, i: int) -> None:
         """Close the stream's sessions (open actions end) and tell the sinks."""
-        last = max(self.stats[i].captured - 1, 0)
+        last = self.stats[i].last_index
         events = [e for s in self.sessions[i] if s is not None for e in s.close(last)] + [StreamEnd(last)]
         self.stats[i].events.update(e.type for e in events)
         for sink in self.sinks:
@@ -406,8 +418,11 @@ class Pipeline:
         for i in range(len(self.streams)):
             self._sync_drops(i)
         summaries = self.summaries()
-        for sink in self.sinks:
+        for sink in self.sinks:          # every sink closes, even after another failed
             try:
                 sink.close(summaries)
             except Exception as e:
-                log.error("closing %s failed: %s", type(sink).__name__, e)
+                if self.error is None:
+                    self.error = e
+                elif not isinstance(e, UserError):
+                    log.error("closing %s failed: %s", type(sink).__name__, e)

@@ -2,10 +2,13 @@
 signals, summarise (torch-free). ``edge.api.run`` and the ``edge run`` command are thin callers."""
 from __future__ import annotations
 
+import os
 import signal
 import sys
 import threading
+import time
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Callable, Sequence
 
 from edge.errors import UserError
@@ -31,6 +34,7 @@ class RunPlan:
     live_queue_size: int = 2
     batch: int = 8
     max_reconnects: int | None = None
+    open_timeout: float | None = None
     status_interval: float = 0.0
     display: bool = False
 
@@ -51,10 +55,16 @@ class CallbackSink(Sink):
 
 
 def _check(plan: RunPlan) -> None:
-    if not plan.sources:
-        raise UserError("no --source given")
-    if plan.max_frames is not None and plan.max_frames < 1:
-        raise UserError(f"--max-frames must be >= 1, got {plan.max_frames}")
+    if not plan.sources or any(not str(s).strip() for s in plan.sources):
+        raise UserError("--source needs a video file, image folder, camera index, URL or GStreamer pipeline")
+    for what, v, low in (("--max-frames", plan.max_frames, 1), ("--window", plan.window, 1),
+                         ("--stride", plan.stride, 1), ("--batch", plan.batch, 1),
+                         ("--queue-size", plan.queue_size, 1), ("--live-queue-size", plan.live_queue_size, 1),
+                         ("--max-reconnects", plan.max_reconnects, 0)):
+        if v is not None and (not isinstance(v, int) or v < low):
+            raise UserError(f"{what} must be an integer >= {low}, got {v!r}")
+    if plan.open_timeout is not None and not plan.open_timeout > 0:
+        raise UserError(f"--open-timeout must be > 0 seconds, got {plan.open_timeout}")
     if plan.tracker and not plan.init_boxes:
         raise UserError("--tracker needs --init-box x,y,w,h")
     if plan.init_boxes and not plan.tracker:
@@ -64,15 +74,39 @@ def _check(plan: RunPlan) -> None:
                         f"got {len(plan.init_boxes)}")
 
 
+def check_outputs(plan: RunPlan) -> None:
+    """Every output writable, none an input, none another output (before any source or engine opens)."""
+    from edge.fileio import check_output, same_file
+    from edge.stream.sinks import check_video_path, partial_path, stream_path
+    outs: list[tuple[str, Path]] = []
+    if plan.out_video:
+        base = check_video_path(plan.out_video)
+        for i in range(len(plan.sources)):
+            final = stream_path(base, i)
+            outs += [(f"--out-video {final}", final), (f"--out-video {final}", partial_path(final))]
+    if plan.events:
+        outs.append((f"--events {plan.events}", check_output(plan.events, "--events")))
+    for what, path in outs:
+        check_output(path, what.split()[0])
+        for src in plan.sources:
+            if Path(src).is_file() and same_file(path, src):
+                raise UserError(f"{what} is the input --source {src}: writing it would destroy the input")
+    for i, (what, a) in enumerate(outs):
+        for other, b in outs[i + 1:]:
+            if what != other and same_file(a, b):
+                raise UserError(f"{what} and {other} name the same file: each output needs its own path")
+
+
 def prepare(plan: RunPlan, on_event: Callable[[int, Event], None] | None = None) -> Pipeline:
     """The pipeline of ``plan``: arguments, outputs, then sources, then engines (errors -> UserError)."""
     from edge.stream.sinks import DisplaySink, EventsSink, StatusSink, VideoSink
     from edge.stream.sources import open_source
-    from edge.tracking.session import check_box_in_frame, parse_box
+    from edge.tracking.session import clip_box, parse_box
 
     _check(plan)
     boxes = [parse_box(b) for b in plan.init_boxes]
-    sinks: list[Sink] = []                      # sinks first: bad output paths fail before opening sources
+    check_outputs(plan)                         # outputs first: bad paths fail before opening sources
+    sinks: list[Sink] = []
     if plan.out_video:
         sinks.append(VideoSink(plan.out_video, heatmap=plan.heatmap))
     if plan.events:
@@ -83,11 +117,12 @@ def prepare(plan: RunPlan, on_event: Callable[[int, Event], None] | None = None)
         sinks.append(CallbackSink(on_event))
     streams = []
     for i, spec in enumerate(plan.sources):
-        src = open_source(spec, max_reconnects=plan.max_reconnects)
+        src = open_source(spec, max_reconnects=plan.max_reconnects,
+                          **({"open_timeout": plan.open_timeout} if plan.open_timeout else {}))
         box = (boxes[i] if len(boxes) > 1 else boxes[0]) if boxes else None
         size = src.frame_size()
         if box is not None and size is not None:
-            check_box_in_frame(box, size)
+            clip_box(box, size)             # files: the same rule as live sources, before anything runs
         streams.append(StreamInput(src, box, spec))
     tracker = classifier = None
     from edge.runtime import load_engines
@@ -105,26 +140,43 @@ def prepare(plan: RunPlan, on_event: Callable[[int, Event], None] | None = None)
     return pipe
 
 
-def _run_with_signals(pipe: Pipeline) -> tuple[list, str | None]:
-    """Run; the first SIGINT/SIGTERM asks for a clean stop, a second one leaves at once (exit 130)."""
-    got: list[int] = []
+STOP_SIGNALS = ("SIGINT", "SIGTERM", "SIGHUP")
+GRACE_S = 3.0     # a repeated signal within this long after the first one is the same request
+
+
+def _run_with_signals(pipe: Pipeline, grace_s: float = GRACE_S) -> tuple[list, str | None, bool]:
+    """Run the pipeline; the first SIGINT/SIGTERM/SIGHUP asks for a clean stop (video finalised, events
+    flushed, summary written). Repeats within ``grace_s`` are the same request (``timeout`` signals the process
+    and its group; a terminal sends to the whole foreground group). A signal after the grace period, or
+    SIGQUIT, aborts: frames in flight are dropped, the video is still finalised; one more leaves at once.
+    A signal the process inherited as ignored (``nohup``, ``&``) stays ignored."""
     if threading.current_thread() is not threading.main_thread():
-        return pipe.run(), None
+        return pipe.run(), None, False
+    got: list[tuple[int, float]] = []
 
     def on_signal(signum, _frame):
-        if got:
-            import os
-            os._exit(130)
-        got.append(signum)
-        pipe.stop()
+        now = time.monotonic()
+        if signum == signal.SIGQUIT or (got and now - got[0][1] > grace_s):
+            if any(s == -1 for s, _ in got):      # already aborting and still here: leave now
+                os._exit(130)
+            got.append((-1, now))
+            pipe.abort()
+        elif not got:
+            got.append((signum, now))
+            pipe.stop()
 
-    old = {s: signal.signal(s, on_signal) for s in (signal.SIGINT, signal.SIGTERM)}
+    wanted = [getattr(signal, n) for n in STOP_SIGNALS] + [signal.SIGQUIT]
+    old = {}
+    for s in wanted:
+        if signal.getsignal(s) is not signal.SIG_IGN:
+            old[s] = signal.signal(s, on_signal)
     try:
         summaries = pipe.run()
     finally:
         for s, h in old.items():
             signal.signal(s, h)
-    return summaries, (signal.Signals(got[0]).name if got else None)
+    first = next((s for s, _ in got if s != -1), signal.SIGQUIT if got else None)
+    return summaries, (signal.Signals(first).name if first is not None else None), any(s == -1 for s, _ in got)
 
 
 def execute(plan: RunPlan, on_event: Callable[[int, Event], None] | None = None,
@@ -133,13 +185,13 @@ def execute(plan: RunPlan, on_event: Callable[[int, Event], None] | None = None,
     from edge.stream.sinks import EventsSink, VideoSink
     pipe = prepare(plan, on_event)
     if handle_signals:
-        summaries, stopped = _run_with_signals(pipe)
+        summaries, stopped, aborted = _run_with_signals(pipe)
     else:
-        summaries, stopped = pipe.run(), None
+        summaries, stopped, aborted = pipe.run(), None, False
     videos = tuple(str(p) for s in pipe.sinks if isinstance(s, VideoSink) for p in s.paths())
     ev = next((s for s in pipe.sinks if isinstance(s, EventsSink)), None)
     import resource
     rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
     return RunSummary(tuple(summaries), videos, str(ev.path) if ev else None, ev.lines if ev else 0, stopped,
-                      round(rss, 1), "torch" in sys.modules)
+                      aborted, round(rss, 1), "torch" in sys.modules)
 

@@ -14,6 +14,7 @@ finalised (end, SIGINT, SIGTERM), so the path only ever holds a complete, playab
 """
 from __future__ import annotations
 
+import errno
 import json
 import os
 import sys
@@ -23,8 +24,9 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from edge.errors import UserError
-from edge.events import StreamSummary, to_record
+from edge.errors import OutputError, UserError
+from edge.events import to_record
+from edge.fileio import check_output
 from edge.stream.pipeline import FrameResult, Sink
 
 FOURCC = {".avi": "MJPG", ".mp4": "mp4v", ".m4v": "mp4v", ".mov": "mp4v", ".mkv": "mp4v"}
@@ -39,9 +41,7 @@ def check_video_path(path: str | os.PathLike) -> Path:
     path = Path(path)
     if path.suffix.lower() not in FOURCC:
         raise UserError(f"--out-video {path}: use one of {', '.join(FOURCC)} (mp4v / MJPG codecs)")
-    if not path.parent.is_dir():
-        raise UserError(f"--out-video {path}: folder {path.parent} does not exist")
-    return path
+    return check_output(path, "--out-video")
 
 
 def draw_overlay(r: FrameResult, fps: float | None = None, heatmap: bool = False) -> np.ndarray:
@@ -71,24 +71,26 @@ def draw_overlay(r: FrameResult, fps: float | None = None, heatmap: bool = False
 
 
 class VideoSink(Sink):
-    """Overlay video per stream (``mp4v`` for .mp4, ``MJPG`` for .avi)."""
+    """Overlay video per stream (``mp4v`` for .mp4, ``MJPG`` for .avi), written to a hidden partial file and
+    renamed into place only once it is finalised and reads back (a full disk leaves no unplayable file)."""
 
     def __init__(self, path: str | os.PathLike, fps: float | None = None, heatmap: bool = False) -> None:
         self.path = check_video_path(path)
         self.fps, self.heatmap = fps, heatmap
         self.writers: dict[int, tuple[cv2.VideoWriter, Path, Path, tuple]] = {}
         self.written: dict[int, int] = {}
+        self.finalised: list[Path] = []
 
     def _writer(self, r: FrameResult):
         w = self.writers.get(r.stream)
         if w is None:
             final = stream_path(self.path, r.stream)
-            tmp = final.with_name(f".{final.stem}.partial{final.suffix}")
+            tmp = partial_path(final)
             fps = self.fps or r.source_fps or 30.0
             size = (r.image.shape[1], r.image.shape[0])
             vw = cv2.VideoWriter(str(tmp), cv2.VideoWriter_fourcc(*FOURCC[final.suffix.lower()]), float(fps), size)
             if not vw.isOpened():
-                raise OSError(f"cannot write video {final} ({FOURCC[final.suffix.lower()]})")
+                raise OutputError(f"cannot write video {final} ({FOURCC[final.suffix.lower()]})")
             w = self.writers[r.stream] = (vw, tmp, final, size)
             self.written[r.stream] = 0
         return w
@@ -102,31 +104,69 @@ class VideoSink(Sink):
         self.written[r.stream] += 1
 
     def close(self, summaries):
-        for vw, tmp, final, _ in self.writers.values():
+        failed = []
+        for stream, (vw, tmp, final, _) in sorted(self.writers.items()):
             vw.release()
-            os.replace(tmp, final)
+            n = _frames_readable(tmp)
+            if n:
+                os.replace(tmp, final)
+                self.finalised.append(final)
+            else:
+                tmp.unlink(missing_ok=True)
+                failed.append(f"{final} ({self.written[stream]} frames written, none read back)")
         self.writers.clear()
+        if failed:
+            raise OutputError(f"video not finalised, removed the unreadable partial file (disk full?): "
+                              f"{'; '.join(failed)}")
 
     def paths(self) -> list[Path]:
-        return [stream_path(self.path, s) for s in sorted(self.written)]
+        """The videos that were finalised and read back."""
+        return list(self.finalised)
+
+
+def partial_path(final: Path) -> Path:
+    return final.with_name(f".{final.stem}.partial{final.suffix}")
+
+
+def _frames_readable(path: Path) -> int:
+    """How many frames a written video reports when read back (0: not playable)."""
+    if not path.is_file() or path.stat().st_size == 0:
+        return 0
+    cap = cv2.VideoCapture(str(path))
+    try:
+        if not cap.isOpened() or not cap.read()[0]:
+            return 0
+        return max(int(cap.get(cv2.CAP_PROP_FRAME_COUNT) or 0), 1)
+    finally:
+        cap.release()
 
 
 class EventsSink(Sink):
-    """JSON Lines events (schema in ``edge.events``), one flushed line per record."""
+    """JSON Lines events (schema in ``edge.events``), one line per record, each written whole: a failed write
+    (disk full, I/O error) is cut back to the last complete line and stops the run (``OutputError``)."""
 
     def __init__(self, path: str | os.PathLike, frames: bool = True) -> None:
-        self.path = Path(path)
-        if not self.path.parent.is_dir():
-            raise UserError(f"--events {self.path}: folder {self.path.parent} does not exist")
+        self.path = check_output(path, "--events")
         self.frames = frames
-        self.f = None
+        self.fd: int | None = None
+        self.size = 0                     # bytes of complete lines
         self.lines = 0
 
     def _line(self, rec: dict) -> None:
-        if self.f is None:
-            self.f = open(self.path, "w", encoding="utf-8", buffering=1)
-        self.f.write(json.dumps(rec, separators=(",", ":")) + "\n")
-        self.f.flush()
+        if self.fd is None:
+            self.fd = os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+        data = (json.dumps(rec, separators=(",", ":")) + "\n").encode()
+        try:
+            done = 0
+            while done < len(data):
+                done += os.write(self.fd, data[done:])
+        except OSError as e:
+            try:
+                os.ftruncate(self.fd, self.size)     # never leave a partial last line
+            except OSError:
+                pass
+            raise OutputError(f"--events {self.path}: {e.strerror or e}: kept {self.lines} complete lines") from None
+        self.size += len(data)
         self.lines += 1
 
     def _common(self, stream: int, name: str, frame: int, r: FrameResult | None) -> dict:
@@ -148,11 +188,19 @@ class EventsSink(Sink):
             self._line(to_record(self._common(stream, name, ev.frame, None), ev))
 
     def close(self, summaries):
-        for i, s in enumerate(summaries):
-            self._line(s.to_record(i, round(time.time(), 3)))
-        if self.f is not None:
-            self.f.close()
-            self.f = None
+        try:
+            for i, s in enumerate(summaries):
+                self._line(s.to_record(i, round(time.time(), 3)))
+            if self.fd is not None:
+                try:
+                    os.fsync(self.fd)
+                except OSError as e:
+                    if e.errno not in (errno.EINVAL, errno.EROFS):     # devices and pipes cannot fsync
+                        raise OutputError(f"--events {self.path}: {e.strerror}: kept {self.lines} lines") from None
+        finally:
+            if self.fd is not None:
+                os.close(self.fd)
+                self.fd = None
 
 
 class StatusSink(Sink):

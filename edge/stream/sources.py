@@ -27,7 +27,7 @@ import numpy as np
 
 import cv2
 
-from edge.errors import UserError
+from edge.errors import SourceError, UserError
 
 log = logging.getLogger("edge.stream")
 
@@ -37,9 +37,10 @@ URL_RE = re.compile(r"^(rtsp|rtsps|rtmp|http|https|udp|tcp|srt)://", re.I)
 
 @dataclass
 class Frame:
-    """One captured frame. ``index`` counts frames delivered by this source (0-based, no gaps except
-    drops downstream); ``timestamp`` is seconds since the stream start (file: from the container clock
-    or index/fps; live: wall clock); ``captured`` is ``time.perf_counter()`` at capture (latency)."""
+    """One captured frame. ``index`` is its position in the source (0-based; corrupt frames skipped and
+    live frames dropped downstream leave gaps), so events line up with the source; ``timestamp`` is seconds
+    since the stream start (file: from the container clock or index/fps; live: wall clock); ``captured`` is
+    ``time.perf_counter()`` at capture (latency)."""
     stream: int
     index: int
     timestamp: float
@@ -57,7 +58,8 @@ class SourceStats:
 
 
 class Source:
-    """Base class: ``frames(stop)`` yields ``(image, timestamp)`` until the end or ``stop`` is set."""
+    """Base class: ``frames(stop)`` yields ``(image, timestamp, index)`` until the end or ``stop`` is set;
+    ``index`` is the frame's position in the source (corrupt frames skipped keep their numbers)."""
     live: bool = False
     name: str = "source"
 
@@ -135,7 +137,7 @@ class VideoFileSource(Source):
             ts = msec / 1000.0 if msec and msec > 0 else pos / self.fps
             pos += 1
             self.stats.frames += 1
-            yield img, ts
+            yield img, ts, pos - 1
 
     def close(self):
         self.cap.release()
@@ -174,7 +176,7 @@ class ImageFolderSource(Source):
                 self.stats.corrupt += 1
                 continue
             self.stats.frames += 1
-            yield img, i / self.fps
+            yield img, i / self.fps, i
 
 
 class LiveSource(Source):
@@ -182,17 +184,19 @@ class LiveSource(Source):
 
     Open failures, read errors and disconnects close the capture and reopen it after a back-off that
     doubles from ``backoff`` up to ``max_backoff`` seconds (reset after a good frame). A stream that ends
-    is treated as a disconnect. ``max_reconnects`` (None = forever) bounds the attempts.
+    is treated as a disconnect. ``max_reconnects`` (None = forever) bounds the attempts. A source that never
+    gave a frame is an error (``SourceError``, exit 2) once ``open_timeout`` seconds have passed or the
+    reconnects are used up; one that did give frames just ends.
     """
     live = True
 
     def __init__(self, opener: Callable[[], object], name: str, backoff: float = 0.5,
                  max_backoff: float = 8.0, max_reconnects: int | None = None,
-                 max_bad_reads: int = 5) -> None:
+                 max_bad_reads: int = 5, open_timeout: float | None = 15.0) -> None:
         super().__init__()
         self.opener, self.name = opener, name
         self.backoff, self.max_backoff, self.max_reconnects = backoff, max_backoff, max_reconnects
-        self.max_bad_reads = max_bad_reads
+        self.max_bad_reads, self.open_timeout = max_bad_reads, open_timeout
         self.cap = None
         self._t0: float | None = None
 
@@ -208,7 +212,8 @@ class LiveSource(Source):
         return cap, None
 
     def frames(self, stop):
-        delay, attempts, first = self.backoff, 0, True
+        delay, attempts, first, index = self.backoff, 0, True, 0
+        start = time.monotonic()
         while not stop.is_set():
             cap, err = self._open()
             if cap is None:
@@ -229,6 +234,7 @@ class LiveSource(Source):
                     if img is None:
                         if ok:            # decoded but unusable: corrupt, keep reading
                             self.stats.corrupt += 1
+                            index += 1
                             bad += 1
                             if bad < self.max_bad_reads:
                                 continue
@@ -238,7 +244,8 @@ class LiveSource(Source):
                     if self._t0 is None:
                         self._t0 = now
                     self.stats.frames += 1
-                    yield img, now - self._t0
+                    index += 1
+                    yield img, now - self._t0, index - 1
                 cap.release()
                 self.cap = None
                 if stop.is_set():
@@ -247,15 +254,30 @@ class LiveSource(Source):
             first = False
             attempts += 1
             if self.max_reconnects is not None and attempts > self.max_reconnects:
+                if not self.stats.frames:
+                    raise SourceError(f"{self.name}: no frame after {attempts} attempt(s) to open it "
+                                      f"({self.stats.errors[-1]}): check the device or URL")
                 log.error("%s: giving up after %d reconnect attempts", self.name, attempts - 1)
+                return
+            waited = time.monotonic() - start
+            if not self.stats.frames and self.open_timeout is not None and waited + delay > self.open_timeout:
+                stop.wait(max(self.open_timeout - waited, 0.0))
+                if not stop.is_set():
+                    raise SourceError(f"{self.name}: no frame within {self.open_timeout:g} s "
+                                      f"({self.stats.errors[-1]}): check the device or URL, "
+                                      f"or allow longer with --open-timeout")
                 return
             stop.wait(delay)
             delay = min(delay * 2, self.max_backoff)
 
     def _note(self, what: str, first: bool) -> None:
-        msg = f"{self.name}: {what}; retrying"
-        self.stats.errors.append(msg)
-        log.warning(msg)
+        """Record a failure; warn once the source has delivered frames (before that, the error that ends
+        the wait says it, in one line)."""
+        self.stats.errors.append(what)
+        if self.stats.frames:
+            log.warning("%s: %s; retrying", self.name, what)
+        else:
+            log.info("%s: %s; retrying", self.name, what)
 
     def close(self):
         if self.cap is not None:
@@ -283,11 +305,14 @@ def classify_spec(spec: str) -> str:
 
 
 def open_source(spec: str, *, backoff: float = 0.5, max_backoff: float = 8.0,
-                max_reconnects: int | None = None, fps: float = 30.0, open_timeout: float = 10.0,
+                max_reconnects: int | None = None, fps: float = 30.0, open_timeout: float = 15.0,
                 read_timeout: float = 5.0) -> Source:
-    """Open a source from its command-line spec (see module docstring)."""
+    """Open a source from its command-line spec (see module docstring). ``open_timeout``: a live source
+    that gives no frame within it is an error (``SourceError``)."""
+    if not str(spec).strip():
+        raise UserError("--source is empty: give a video file, image folder, camera index, URL or pipeline")
     kind = classify_spec(spec)
-    live = dict(backoff=backoff, max_backoff=max_backoff, max_reconnects=max_reconnects)
+    live = dict(backoff=backoff, max_backoff=max_backoff, max_reconnects=max_reconnects, open_timeout=open_timeout)
     if kind == "folder":
         return ImageFolderSource(spec, fps=fps)
     if kind == "file":
@@ -296,7 +321,7 @@ def open_source(spec: str, *, backoff: float = 0.5, max_backoff: float = 8.0,
         index = int(spec)
         return LiveSource(lambda: cv2.VideoCapture(index), f"camera {index}", **live)
     if kind == "url":   # bounded waits so a stalled stream errors (and reconnects) instead of hanging
-        params = [cv2.CAP_PROP_OPEN_TIMEOUT_MSEC, int(open_timeout * 1000),
+        params = [cv2.CAP_PROP_OPEN_TIMEOUT_MSEC, int(min(open_timeout, 10.0) * 1000),
                   cv2.CAP_PROP_READ_TIMEOUT_MSEC, int(read_timeout * 1000)]
         return LiveSource(lambda: cv2.VideoCapture(spec, cv2.CAP_FFMPEG, params), spec, **live)
     if not _gstreamer_available():

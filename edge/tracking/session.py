@@ -37,12 +37,16 @@ def parse_box(text) -> tuple[float, float, float, float]:
     return x, y, w, h
 
 
-def check_box_in_frame(box: Sequence[float], size: tuple[int, int], what: str = "--init-box") -> None:
-    """The box must lie inside the ``(width, height)`` frame (UserError otherwise)."""
-    x, y, w, h = box
+def clip_box(box: Sequence[float], size: tuple[int, int], what: str = "--init-box") -> tuple[float, ...]:
+    """The one rule for an init box, for files (checked before the run) and live sources (at their first
+    frame) alike: the part outside the ``(width, height)`` frame is cut off; a box with less than 2 px of it
+    inside is a UserError."""
+    x, y, w, h = (float(v) for v in box)
     W, H = size
-    if x < 0 or y < 0 or x + w > W or y + h > H:
-        raise UserError(f"{what} {x:g},{y:g},{w:g},{h:g} is outside the {W}x{H} frame")
+    x0, y0, x1, y1 = max(x, 0.0), max(y, 0.0), min(x + w, float(W)), min(y + h, float(H))
+    if x1 - x0 < 2 or y1 - y0 < 2:
+        raise UserError(f"{what} {x:g},{y:g},{w:g},{h:g} lies outside the {W}x{H} frame")
+    return x0, y0, x1 - x0, y1 - y0
 
 
 @dataclass
@@ -73,11 +77,7 @@ class TrackerSession:
     def reinit(self, image: np.ndarray, index: int, box: Sequence[float] | None = None) -> TrackInit:
         """(Re)start on ``image`` from ``box`` (default: the last confident box, else the initial one)."""
         box = tuple(float(v) for v in (box or self.last_good or self.init_box))
-        H, W = image.shape[:2]
-        x, y, w, h = box                   # clamp into this frame (a live source may change size)
-        w, h = min(w, W), min(h, H)
-        x, y = min(max(x, 0.0), W - w), min(max(y, 0.0), H - h)
-        box = (x, y, w, h)
+        box = clip_box(box, (image.shape[1], image.shape[0]))      # a live source may change size
         self.tracker = self.runtime.tracker()
         self.tracker.init(image, np.asarray(box, np.float64))
         self.box, self.score, self.lost, self.last_good = box, None, False, box

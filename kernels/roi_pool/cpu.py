@@ -17,12 +17,43 @@ from __future__ import annotations
 
 import math
 import os
+import sys
+import tempfile
 import time
+from pathlib import Path
 
 import numpy as np
-from numba import njit, prange
 
-from .args import check_attributes, check_layout, check_rois
+
+def _numba_cache_dir() -> None:
+    """numba caches compiled kernels beside this file, else in the user's cache folder; where neither is
+    writable (a read-only install, no writable $HOME) it would refuse to compile: cache under the temp
+    folder instead (``NUMBA_CACHE_DIR`` set by the user always wins)."""
+    if os.environ.get("NUMBA_CACHE_DIR"):
+        return
+    here = Path(__file__).parent
+    if os.access(here / "__pycache__" if (here / "__pycache__").is_dir() else here, os.W_OK):
+        return
+    try:
+        user = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache")
+    except (KeyError, RuntimeError):        # no home folder at all
+        user = None
+    probe = user
+    while probe is not None and not probe.exists() and probe != probe.parent:
+        probe = probe.parent
+    if probe is not None and os.access(probe, os.W_OK):
+        return
+    path = os.path.join(tempfile.gettempdir(), f"edge-numba-cache-{os.getuid()}")
+    os.environ["NUMBA_CACHE_DIR"] = path
+    if "numba" in sys.modules:            # numba read its config already
+        sys.modules["numba"].config.CACHE_DIR = path
+
+
+_numba_cache_dir()
+
+from numba import njit, prange  # noqa: E402  (after the cache folder is settled)
+
+from .args import check_attributes, check_layout, check_rois  # noqa: E402
 
 _FLT_MAX = np.float32(np.finfo(np.float32).max)
 

@@ -1,0 +1,41 @@
+"""Reading checkpoints (reference side): always ``weights_only=True``, with one-line errors that never
+suggest the unsafe setting, and the wrappers common training setups write unwrapped."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+
+WRAPPERS = ("state_dict", "model", "model_state_dict", "net")
+
+
+def torch_load(path: str | Path, what: str = "checkpoint"):
+    """``torch.load(path, weights_only=True)`` on the CPU; a missing, corrupt or unsafe file is one line."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"{what} not found: {path}")
+    try:
+        return torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as e:  # corrupt zip, random bytes, truncated file, pickled objects ...
+        msg = str(e)
+        if "Unsupported global" in msg or "GLOBAL" in msg:
+            raise ValueError(f"{what} {path} holds Python objects, not just tensors, so it cannot be loaded "
+                             f"safely: save model.state_dict() (torch.save) instead") from None
+        raise ValueError(f"{what} {path} is not a readable PyTorch checkpoint (corrupt, truncated or "
+                         f"another format)") from None
+
+
+def state_dict(obj, path: str | Path, what: str = "checkpoint") -> dict:
+    """The state dict inside a loaded checkpoint: a plain one, or one under ``state_dict`` / ``model`` /
+    ``model_state_dict`` / ``net``; DataParallel's ``module.`` prefixes removed."""
+    if isinstance(obj, dict):
+        for key in WRAPPERS:
+            if isinstance(obj.get(key), dict):
+                obj = obj[key]
+                break
+    if not isinstance(obj, dict) or not obj or not all(isinstance(k, str) for k in obj):
+        raise ValueError(f"{what} {path} holds {type(obj).__name__}, not a state dict "
+                         f"(a mapping of parameter names to tensors)")
+    if all(k.startswith("module.") for k in obj):
+        obj = {k[len("module."):]: v for k, v in obj.items()}
+    return obj
