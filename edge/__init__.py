@@ -17,8 +17,8 @@ __all__ = [*_API, "UserError", "__version__"]
 
 
 def __getattr__(name: str):
-    if name in ("export", "bench"):        # packages that are also the API's functions (edge._callable)
-        import importlib
+    if name in ("export", "bench", "ops"):  # export, bench: packages that are also the API's functions
+        import importlib                    # (edge._callable); ops: our ops for PyTorch models (torch)
         return importlib.import_module(f"edge.{name}")
     if name in _API:
         from edge import api

@@ -241,8 +241,8 @@ class Manifest:
         return TASKS[self.kind]
 
     @classmethod
-    def from_dict(cls, d: Mapping, where: str = "model.json") -> "Manifest":
-        hint = "re-export it with `edge export`"
+    def from_dict(cls, d: Mapping, where: str = "model.json",
+                  hint: str = "re-export it with `edge export`") -> "Manifest":
         _need(isinstance(d, Mapping), f"{where} is not a JSON object: {hint}")
         fmt = d.get("format", EXPORT_FORMAT)
         _need(fmt == EXPORT_FORMAT, f"{where} has format {fmt!r}, expected {EXPORT_FORMAT!r}: {hint}")

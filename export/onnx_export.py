@@ -89,18 +89,20 @@ def export_model(name: str | ModuleType, out_dir: str | Path, weights: str | Non
     if weights and not Path(weights).is_file():
         raise FileNotFoundError(f"weights not found: {weights}")
     out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
     seed = int(np.random.SeedSequence().entropy % 2**31) if seed is None else int(seed)
     rng = np.random.default_rng(seed)
     model = registry.build(name, weights) if model is None else model.eval()
     specs = registry.networks(name, model)
+    cfg = registry.config(name, model)
+    registry.check_model(name, model, specs, cfg)          # the runtime's contract, before any export
+    out.mkdir(parents=True, exist_ok=True)
     manifest = {
         "format": FORMAT,
         "model": name if isinstance(name, str) else name.__name__,
         "module": registry.model_module(name).__name__,
         "opset": opset,
         "weights": {"path": str(weights) if weights else None, "sha256": weights_sha256(weights, model)},
-        "config": registry.config(name, model),
+        "config": cfg,
         "networks": {},
         "exported_at": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
         "versions": {"torch": torch.__version__, "onnx": onnx.__version__, "onnxruntime": ort.__version__,

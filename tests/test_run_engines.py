@@ -26,22 +26,12 @@ CLIP = video_clip("carphone_pristine.mp4")
 BOX = (60.0, 30.0, 60.0, 70.0)
 
 
-def _edge(*args):
-    p = subprocess.run([sys.executable, "-m", "edge.cli", *map(str, args)], capture_output=True, text=True,
-                       timeout=600)
-    assert p.returncode == 0, p.stderr
-    return p
-
-
 @pytest.fixture(scope="module")
 def engine_dirs(tmp_path_factory):
+    import edge
     root = tmp_path_factory.mktemp("engines")
-    dirs = {}
-    for model in ("tracker", "classifier"):
-        _edge("export", model, "-o", root / f"{model}_onnx")
-        _edge("build", root / f"{model}_onnx", "--target", "cpu", "--precision", "fp32", "-o", root / model)
-        dirs[model] = root / model
-    return dirs
+    return {model: edge.build(edge.export(model, root / f"{model}_onnx").path, "cpu", "fp32", root / model).path
+            for model in ("tracker", "classifier")}
 
 
 def direct_tracker_boxes(frames, engines, box):

@@ -39,3 +39,8 @@ def state_dict(obj, path: str | Path, what: str = "checkpoint") -> dict:
     if all(k.startswith("module.") for k in obj):
         obj = {k[len("module."):]: v for k, v in obj.items()}
     return obj
+
+
+def load_state_dict(path: str | Path, what: str = "checkpoint") -> dict:
+    """The state dict of a checkpoint file, whichever common wrapper it came in (see ``state_dict``)."""
+    return state_dict(torch_load(path, what), path, what)

@@ -68,8 +68,8 @@ class MobileNetV2(nn.Module):
 
 def load_state_dict_file(path: str | Path) -> dict:
     """A state dict from a checkpoint file (``weights_only=True``; ``edge.models.checkpoint``)."""
-    from edge.models.checkpoint import state_dict, torch_load
-    return state_dict(torch_load(path), path)
+    from edge.models.checkpoint import load_state_dict
+    return load_state_dict(path)
 
 
 def mobilenet_v2_imagenet(path: str | Path | None = None) -> MobileNetV2:

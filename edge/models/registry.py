@@ -1,14 +1,18 @@
 """Which PyTorch models exist and how to get their networks (reference side: imports torch).
 
-A model module (``edge.models.sint``, ``edge.models.two_in_one``) provides ``build_<model>(weights=None)``,
-``networks(model) -> dict[str, NetworkSpec]`` and ``config(model) -> dict``. Export, the benchmark and
-the PyTorch reference engines (``torch_engines``) all go through this module.
+The model contract (``ModelModule``): a model module (``edge.models.sint``, ``edge.models.two_in_one``, or
+yours, named by its dotted path) provides ``build_<model>(weights=None) -> nn.Module``,
+``networks(model) -> dict[str, NetworkSpec]`` and ``config(model) -> dict``. What the networks and the config
+must hold for the runtime is ``edge.contract`` (``TrackerConfig``, ``ClassifierConfig``); ``check_model``
+checks a module against it before anything is exported. Export, the benchmark and the PyTorch reference
+engines (``torch_engines``) all go through this module.
 """
 from __future__ import annotations
 
 import importlib
 from dataclasses import dataclass, field
 from types import ModuleType
+from typing import Protocol
 
 import torch
 from torch import nn
@@ -35,17 +39,59 @@ class NetworkSpec:
     profile: dict[str, dict[int, tuple[int, int, int]]] | None = None
 
 
+class ModelModule(Protocol):
+    """What a model module provides (a ``typing.Protocol`` for documentation and type checkers; the builder
+    is looked up as ``build_<model>`` or ``build_<module name>``, or the module's only ``build_*``)."""
+
+    def networks(self, model: nn.Module) -> dict[str, NetworkSpec]:
+        """The exportable networks by name (tracker: ``template``, ``search``; classifier: ``encoder``,
+        ``step``), each with example inputs in forward order, output names and dynamic axes."""
+        ...
+
+    def config(self, model: nn.Module) -> dict:
+        """JSON constants for the manifest, read by the runtime (``edge.contract``)."""
+        ...
+
+
+def check_model(name: str | ModuleType, model: nn.Module, specs: dict[str, NetworkSpec], cfg: dict) -> None:
+    """The networks and config against the runtime's contract, before anything is exported: a network the
+    runtime needs, an input it does not feed, a config field missing or out of range is one ``ContractError``
+    line (the runtime's I/O: ``edge.contract.TRACKER_IO``; the classifier's encoder takes ``rgb``, ``flow``
+    and its step ``features``, ``h``, ``c``)."""
+    from edge.contract import ContractError, Manifest
+    label = name if isinstance(name, str) else name.__name__
+    where, hint = f"model {label}", "see the model contract in README's 'Bring your own model'"
+    if not isinstance(specs, dict) or not specs or not all(isinstance(v, NetworkSpec) for v in specs.values()):
+        raise ContractError(f"{where}: networks(model) must return a dict of edge.models.registry.NetworkSpec: {hint}")
+    if not isinstance(cfg, dict):
+        raise ContractError(f"{where}: config(model) must return a dict, got {type(cfg).__name__}: {hint}")
+    nets = {}
+    for net, spec in specs.items():
+        if len(spec.outputs) != len(set(spec.outputs)) or not spec.outputs:
+            raise ContractError(f"{where}: network {net!r} needs distinct output names: {hint}")
+        nets[net] = network_manifest(spec)
+    m = Manifest.from_dict({"model": label, "networks": nets, "config": cfg}, where, hint=hint)
+    fed = ({"template": set(m.config.template.inputs), "search": set(m.config.search.inputs)}
+           if m.kind == "tracker" else {"encoder": set(m.config.encoder_inputs), "step": {"features", "h", "c"}})
+    for net, want in fed.items():
+        extra = [t.name for t in m.networks[net].inputs if t.name not in want]
+        if extra:
+            raise ContractError(f"{where}: network {net!r} takes input(s) {extra} that the {m.kind} runtime "
+                                f"does not feed (it feeds {', '.join(sorted(want))}): {hint}")
+
+
 def model_module(name: str | ModuleType) -> ModuleType:
-    """The Python module of a model: a name in ``MODELS``, a dotted module path, or a module."""
+    """The Python module of a model: a name in ``MODELS``, an importable module path, or a module."""
     if isinstance(name, ModuleType):
         return name
-    path = MODELS.get(name)
-    if path is None and "." not in name:
-        raise ValueError(f"unknown model {name!r} (have: {', '.join(MODELS)})")
+    path = MODELS.get(name, name)
     try:
-        return importlib.import_module(path or name)
+        return importlib.import_module(path)
     except ModuleNotFoundError as e:
-        raise ValueError(f"model {name!r}: module {path or name} is not available ({e})") from None
+        if name not in MODELS and e.name == path.split(".")[0]:
+            raise ValueError(f"unknown model {name!r} (have: {', '.join(MODELS)}, or the import path of "
+                             f"your model module)") from None
+        raise ValueError(f"model {name!r}: module {path} cannot be imported ({e})") from None
 
 
 def _builder(mod: ModuleType, name: str):

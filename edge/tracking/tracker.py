@@ -45,10 +45,11 @@ class SiameseTracker:
 
     def __init__(self, engines: Engines, params: TrackerParams | Mapping | None = None):
         self.engines = engines
-        # the model's own defaults (manifest ``tracker_params``), then the caller's
-        self.params = params if isinstance(params, TrackerParams) else \
-            TrackerParams.from_dict({**engines.config.params, **dict(params or {})})
+        # the model's own defaults (its candidate count, manifest ``tracker_params``), then the caller's
         cfg = engines.config                       # edge.contract.TrackerConfig
+        own = {"num_candidates": cfg.num_candidates} if cfg.num_candidates else {}
+        self.params = params if isinstance(params, TrackerParams) else \
+            TrackerParams.from_dict({**own, **cfg.params, **dict(params or {})})
         self._t_in, self._t_out = cfg.template.inputs, cfg.template.outputs[0]
         self._s_in, self._s_out = cfg.search.inputs, cfg.search.outputs[0]
         # engines exported before the search network returned its embeddings: regression re-embeds the box
