@@ -6,10 +6,10 @@ checking its fingerprint; a mismatch raises ``EngineMismatch`` (one line naming 
 from edge.runtime.base import Engine, Engines, TensorSpec
 
 
-def load_engines(engine_dir, target=None, threads=None, cuda_graph=False) -> Engines:
+def load_engines(engine_dir, target=None, threads=None) -> Engines:
     """Load every network of an engine folder (see ``edge.runtime.load.load_engines``)."""
     from edge.runtime.load import load_engines as _load
-    return _load(engine_dir, target=target, threads=threads, cuda_graph=cuda_graph)
+    return _load(engine_dir, target=target, threads=threads)
 
 
 __all__ = ["Engine", "Engines", "TensorSpec", "load_engines"]

@@ -13,8 +13,7 @@ from edge.runtime.base import Engines
 from edge.runtime.fileio import read_json
 
 
-def load_engines(engine_dir: str | Path, target: str | None = None, threads: int | None = None,
-                 cuda_graph: bool = False) -> Engines:
+def load_engines(engine_dir: str | Path, target: str | None = None, threads: int | None = None) -> Engines:
     """Load every network of an engine folder built by ``edge build``."""
     engine_dir = Path(engine_dir)
     fp = fpr.read(engine_dir)
@@ -46,7 +45,7 @@ def load_engines(engine_dir: str | Path, target: str | None = None, threads: int
         for name, entry in fp["networks"].items():
             ins, outs = specs(manifest["networks"][name])
             (file,) = entry["files"]
-            nets[name] = TrtEngine(name, engine_dir / file, ins, outs, plugin, cuda_graph)
+            nets[name] = TrtEngine(name, engine_dir / file, ins, outs, plugin)
     else:
         raise fpr.EngineMismatch(f"{engine_dir}: unknown backend {backend!r}: {fpr.rebuild_hint(fp, engine_dir)}")
     # what the networks were built as (an int8 build keeps a network fp32 where int8 does not pay)
