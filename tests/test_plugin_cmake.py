@@ -31,26 +31,21 @@ def _headers(tensorrt_include_dirs, major: int) -> str:
     pytest.skip(f"no TENSORRT_INCLUDE_DIR entry for TensorRT {major}")
 
 
-def test_missing_libnvinfer_is_a_configure_error(tensorrt_include_dirs, tmp_path):
-    empty = tmp_path / "no_trt_libs"
-    empty.mkdir()
-    proc = _configure(tmp_path / "b", f"-DTENSORRT_INCLUDE_DIR={tensorrt_include_dirs[0]}",
-                      f"-DTENSORRT_LIB_DIR={empty}")
-    out = " ".join((proc.stdout + proc.stderr).split())
-    assert proc.returncode != 0 and "libnvinfer not found: pass -DTENSORRT_LIB_DIR" in out
-
-
 @pytest.mark.slow
-def test_plugin_library_builds_links_and_registers(tensorrt_include_dirs, tmp_path):
+def test_plugin_library_needs_libnvinfer_then_builds_links_and_registers(tensorrt_include_dirs, tmp_path):
     trt = pytest.importorskip("tensorrt_lean")
     major = int(trt.__version__.split(".")[0])
+    headers = f"-DTENSORRT_INCLUDE_DIR={_headers(tensorrt_include_dirs, major)}"
+    build, empty, fake = tmp_path / "b", tmp_path / "no_trt_libs", tmp_path / "trt_lib"
+    empty.mkdir()
+    proc = _configure(build, headers, f"-DTENSORRT_LIB_DIR={empty}")
+    out = " ".join((proc.stdout + proc.stderr).split())
+    assert proc.returncode != 0 and "libnvinfer not found: pass -DTENSORRT_LIB_DIR" in out
+    # the same build folder with a TensorRT library: configures, builds, links it
     libs = os.path.dirname(__import__("tensorrt_lean_libs").__file__)
-    fake = tmp_path / "trt_lib"
     fake.mkdir()
     (fake / "libnvinfer.so").symlink_to(os.path.join(libs, f"libnvinfer_lean.so.{major}"))
-    build = tmp_path / "b"
-    proc = _configure(build, f"-DTENSORRT_INCLUDE_DIR={_headers(tensorrt_include_dirs, major)}",
-                      f"-DTENSORRT_LIB_DIR={fake}", "-DCMAKE_BUILD_TYPE=Release")
+    proc = _configure(build, headers, f"-DTENSORRT_LIB_DIR={fake}", "-DCMAKE_BUILD_TYPE=Release")
     assert proc.returncode == 0, proc.stdout + proc.stderr
     proc = subprocess.run(["cmake", "--build", str(build), "-j", "2"], capture_output=True, text=True)
     assert proc.returncode == 0, proc.stdout + proc.stderr            # -Wl,--no-undefined: all symbols found

@@ -111,7 +111,10 @@ class TrtEngine:
     def __init__(self, name: str, engine_path: Path, inputs: Sequence[TensorSpec], outputs: Sequence[TensorSpec],
                  plugin_library: str | None = None):
         trt = import_tensorrt()
-        import pycuda.driver as cuda
+        try:
+            import pycuda.driver as cuda
+        except ImportError as e:
+            raise UserError(f"TensorRT engines need pycuda with a CUDA driver (`pip install pycuda`): {e}") from None
         self._trt, self._cuda = trt, cuda
         self.name, self.inputs, self.outputs = name, list(inputs), list(outputs)
         self._closed = False
