@@ -13,6 +13,7 @@ import shutil
 import tempfile
 from pathlib import Path
 
+import numpy as np
 import onnx
 
 from edge.errors import UserError
@@ -200,13 +201,13 @@ def _build_trt_network(trt, export_dir, out_dir, name, net, precision, tgt, regi
     alternatives = tuple(op for op in info["plugins"] if op in build_trt.BODY_ALTERNATIVE_OPS)
     if alternatives:
         entry.update(_keep_faster_form(trt, export_dir, out_dir, name, net, precision, p, registered, alternatives,
-                                       file, timing_cache, plugin_info, log))
+                                       file, timing_cache, plugin_info, report, log))
     entry["files"] = {file: sha256_file(out_dir / file)}   # the kept form is always written as `file`
     return entry
 
 
 def _keep_faster_form(trt, export_dir, out_dir, name, net, precision, p, registered, ops, file, timing_cache,
-                      plugin_info, log) -> dict:
+                      plugin_info, plugin_report, log) -> dict:
     """Build ``ops`` from their function bodies too and time both engines; returns the entry updates."""
     from edge.runtime import build_trt
     from edge.runtime.build_cpu import compare_ms
@@ -225,9 +226,12 @@ def _keep_faster_form(trt, export_dir, out_dir, name, net, precision, p, registe
     ins, outs = net_specs(net)
     feeds = load_examples(export_dir, name)[0]
     lib = plugin_info["path"] if plugin_info else None
-    engines = {"plugin": TrtEngine(name, out_dir / file, ins, outs, lib),
-               "function_body": TrtEngine(name, out_dir / body_file, ins, outs, lib)}
+    engines = {}
     try:
+        for form, f, rep in (("plugin", file, plugin_report), ("function_body", body_file, report)):
+            engines[form] = TrtEngine(name, out_dir / f, ins, outs, lib, (rep.get("dla") or {}).get("core"))
+        a, b = (engines[k].run(feeds) for k in ("plugin", "function_body"))
+        diff = max((float(np.max(np.abs(a[k].astype(np.float64) - b[k]))) for k in a if a[k].size), default=0.0)
         ms = compare_ms({k: (lambda e=e: e.run(feeds)) for k, e in engines.items()})
     finally:
         for e in engines.values():
@@ -235,7 +239,8 @@ def _keep_faster_form(trt, export_dir, out_dir, name, net, precision, p, registe
     kept = "function_body" if ms["function_body"] < ms["plugin"] else "plugin"
     log(f"{name}: {', '.join(ops)} plugin {ms['plugin']:.3f} ms vs function body {ms['function_body']:.3f} ms "
         f"({precision}): {kept.replace('_', ' ')} kept")
-    forms = {"ops": list(ops), "kept": kept, "timings_ms": {k: round(v, 4) for k, v in ms.items()}}
+    forms = {"ops": list(ops), "kept": kept, "timings_ms": {k: round(v, 4) for k, v in ms.items()},
+             "max_abs_diff_plugin_vs_body": diff}
     if kept == "plugin":
         (out_dir / body_file).unlink()
         return {"custom_op_forms": forms}

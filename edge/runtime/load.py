@@ -45,7 +45,8 @@ def load_engines(engine_dir: str | Path, target: str | None = None, threads: int
         for name, entry in fp["networks"].items():
             ins, outs = specs(manifest["networks"][name])
             (file,) = entry["files"]
-            nets[name] = TrtEngine(name, engine_dir / file, ins, outs, plugin)
+            dla = (entry.get("build") or {}).get("dla") or {}
+            nets[name] = TrtEngine(name, engine_dir / file, ins, outs, plugin, dla.get("core"))
     else:
         raise fpr.EngineMismatch(f"{engine_dir}: unknown backend {backend!r}: {fpr.rebuild_hint(fp, engine_dir)}")
     # what the networks were built as (an int8 build keeps a network fp32 where int8 does not pay)

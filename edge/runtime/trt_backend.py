@@ -30,7 +30,8 @@ from edge.runtime.base import TensorSpec
 
 #: TensorRT names this module uses (module attributes and class members)
 RUNTIME_API = (
-    "Logger", "Logger.WARNING", "Runtime", "Runtime.deserialize_cuda_engine", "ICudaEngine.num_io_tensors",
+    "Logger", "Logger.WARNING", "Runtime", "Runtime.deserialize_cuda_engine", "Runtime.DLA_core",
+    "ICudaEngine.num_io_tensors",
     "ICudaEngine.get_tensor_name", "ICudaEngine.get_tensor_mode", "ICudaEngine.get_tensor_dtype",
     "ICudaEngine.get_tensor_profile_shape", "ICudaEngine.create_execution_context", "TensorIOMode.INPUT",
     "IExecutionContext.set_input_shape", "IExecutionContext.get_tensor_shape",
@@ -109,7 +110,7 @@ class TrtEngine:
     backend = "tensorrt"
 
     def __init__(self, name: str, engine_path: Path, inputs: Sequence[TensorSpec], outputs: Sequence[TensorSpec],
-                 plugin_library: str | None = None):
+                 plugin_library: str | None = None, dla_core: int | None = None):
         trt = import_tensorrt()
         try:
             import pycuda.driver as cuda
@@ -132,6 +133,8 @@ class TrtEngine:
                 load_plugin_library(plugin_library)
             self._logger = trt.Logger(trt.Logger.WARNING)
             self._runtime = trt.Runtime(self._logger)
+            if dla_core is not None:            # the core the engine was built for (the runtime's default is -1)
+                self._runtime.DLA_core = int(dla_core)
             self.engine = self._runtime.deserialize_cuda_engine(Path(engine_path).read_bytes())
             if self.engine is None:
                 raise TensorRTError(f"TensorRT could not deserialize {engine_path} (see its log above)")
