@@ -39,10 +39,17 @@ REFERENCE = [
     "scikit-image>=0.24",
     "matplotlib>=3.8",
 ]
+# TensorRT comes from pip only off the Jetson: on a Jetson (aarch64, JetPack) TensorRT and its Python
+# bindings are JetPack's (apt: python3-libnvinfer), matched to its CUDA and driver; a pip wheel there would
+# shadow them with a different version than the engines are built with. (SBSA aarch64 servers: install the
+# tensorrt wheel by hand.)
+OFF_JETSON = "platform_machine != 'aarch64'"
 EXTRAS = {
     "reference": REFERENCE,
-    "tensorrt": ["tensorrt>=10.3", "pycuda>=2024.1"],
-    "dev": REFERENCE + ["pytest>=8", "pytest-timeout>=2.3", "tensorrt_lean>=10.3", "import-linter>=2.1"],
+    "tensorrt": [f"tensorrt>=10.3; {OFF_JETSON}", "pycuda>=2024.1"],
+    # tensorrt_lean: the dev-time API and plugin-registration checks only (the runtime never imports it)
+    "dev": REFERENCE + ["pytest>=8", "pytest-timeout>=2.3", f"tensorrt_lean>=10.3; {OFF_JETSON}",
+            "import-linter>=2.1"],
 }
 
 setup(

@@ -135,6 +135,70 @@ def nvcc_compile(source: str | os.PathLike, out_dir: str | os.PathLike, archs: S
     return _cached_build(out_dir, Path(source).stem, ".o", nvcc, args, [Path(source)])
 
 
+def nvcc_link(sources: Sequence[str | os.PathLike], out_dir: str | os.PathLike, name: str, archs: Sequence[str],
+              kind: str = "shared", extra_flags: Sequence[str] = ()) -> tuple[Path, str]:
+    """``nvcc`` sources (.cu, or objects from ``kind="object"``) into an object (``-c``), a shared library
+    (dynamic cudart: for ctypes next to another CUDA user such as PyTorch) or an executable, for the given sm
+    architectures, with ``-Xptxas -v``. Returns (path, compiler output: ptxas's per-kernel report, kept
+    beside the cached artifact)."""
+    nvcc = find_nvcc()
+    if nvcc is None:
+        raise BuildError("nvcc not found (install the CUDA toolkit or set CUDA_HOME)")
+    flags = {"object": ["-c", "-Xcompiler=-fPIC"], "shared": ["-shared", "-Xcompiler=-fPIC", "-cudart", "shared"],
+             "exe": ["-cudart", "shared"]}[kind]
+    gencode = [f"-gencode=arch=compute_{a},code=sm_{a}" for a in archs]
+    args = ["-std=c++17", "-O3", "-Werror=all-warnings", "-Xptxas=-v", f"-I{KERNELS_DIR}", *flags, *gencode,
+            *extra_flags]
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    srcs = [Path(s) for s in sources]
+    key = _key(nvcc, args, [*srcs, *kernel_headers()])
+    target = out_dir / f"{name}-{key}{ {'object': '.o', 'shared': '.so', 'exe': ''}[kind]}"
+    log = out_dir / f"{name}-{key}.ptxas.txt"
+    if target.exists() and log.exists():
+        return target, log.read_text()
+    tmp = out_dir / f".{name}-{key}-{os.getpid()}{target.suffix}"
+    try:
+        text = run([nvcc, *args, *map(str, srcs), "-o", str(tmp)])
+        os.replace(tmp, target)
+    finally:
+        if tmp.exists():
+            tmp.unlink()
+    log.write_text(text)
+    return target, text
+
+
+def ptxas_report(text: str) -> list[dict]:
+    """Per kernel and architecture from ``nvcc -Xptxas -v`` output: registers, spill stores/loads (bytes),
+    stack frame and shared memory (bytes). Kernel names are demangled when ``c++filt`` is available."""
+    rows, cur = [], None
+    for line in text.splitlines():
+        m = re.search(r"Compiling entry function '([^']+)' for '(sm_\d+a?)'", line)
+        if m:
+            cur = {"kernel": m.group(1), "arch": m.group(2), "registers": None, "spill_stores": None,
+                   "spill_loads": None, "stack_bytes": None, "smem_bytes": 0}
+            rows.append(cur)
+            continue
+        if cur is None:
+            continue
+        m = re.search(r"(\d+) bytes stack frame, (\d+) bytes spill stores, (\d+) bytes spill loads", line)
+        if m:
+            cur["stack_bytes"], cur["spill_stores"], cur["spill_loads"] = map(int, m.groups())
+        m = re.search(r"Used (\d+) registers", line)
+        if m:
+            cur["registers"] = int(m.group(1))
+            s = re.search(r"(\d+) bytes smem", line)
+            cur["smem_bytes"] = int(s.group(1)) if s else 0
+    filt = shutil.which("c++filt")
+    if filt and rows:
+        names = subprocess.run([filt], input="\n".join(r["kernel"] for r in rows), capture_output=True,
+                               text=True).stdout.splitlines()
+        if len(names) == len(rows):
+            for r, n in zip(rows, names):
+                r["kernel_mangled"], r["kernel"] = r["kernel"], n
+    return rows
+
+
 def cxx_compile(source: str | os.PathLike, out_dir: str | os.PathLike, include_dirs: Sequence[str] = (),
                 extra_flags: Sequence[str] = ()) -> Path:
     """``c++ -c`` one .cpp file (e.g. a TensorRT plugin) against extra include dirs."""

@@ -2,7 +2,8 @@
 
 The harness walks blocks x threads x grid-stride exactly like ``roi_pool_kernel`` in roi_pool.cu (same
 ``grid_blocks``/``kBlockSize``) and calls the same ``__host__ __device__`` body; every element is compared
-with the PyTorch reference (and, for fp32, with onnxruntime's own MaxRoiPool).
+with the PyTorch reference (and, for fp32, with onnxruntime's own MaxRoiPool). The cases live in
+edge.kernels.cases (bench/gpu_kernels.py runs the same ones on a GPU).
 """
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ import pytest
 import torch
 
 from edge.kernels import build_tools
+from edge.kernels.cases import HUGE_EXPECTED_MAX_BIN, HUGE_POOLED, ROI_CASES, huge_rois, make_rois
 from edge.kernels.roi_pool.reference import roi_pool_math
 
 HARNESS = r"""
@@ -42,9 +44,6 @@ long long roi_pool_f32(const void* x, const void* rois, void* out, int n, int c,
 long long roi_pool_f16(const void* x, const void* rois, void* out, int n, int c, int h, int w, int r, int ph,
                        int pw, float scale) {
     return run<host_half, float>(x, rois, out, n, c, h, w, r, ph, pw, scale); }
-long long roi_pool_f16_r16(const void* x, const void* rois, void* out, int n, int c, int h, int w, int r, int ph,
-                           int pw, float scale) {
-    return run<host_half, host_half>(x, rois, out, n, c, h, w, r, ph, pw, scale); }
 void to_half(const float* src, unsigned short* dst, long long count) {
     for (long long i = 0; i < count; ++i) dst[i] = float_to_half_bits(src[i]); }
 void from_half(const unsigned short* src, float* dst, long long count) {
@@ -61,7 +60,7 @@ def lib(tmp_path_factory):
     src = d / "harness.cpp"
     src.write_text(HARNESS)
     so = ctypes.CDLL(str(build_tools.build_host_library([src], d, "roi_pool_harness")))
-    for name in ("roi_pool_f32", "roi_pool_f16", "roi_pool_f16_r16"):
+    for name in ("roi_pool_f32", "roi_pool_f16"):
         fn = getattr(so, name)
         fn.restype = ctypes.c_longlong
         fn.argtypes = [ctypes.c_void_p] * 3 + [ctypes.c_int] * 7 + [ctypes.c_float]
@@ -74,8 +73,8 @@ def run_kernel(lib, x: np.ndarray, rois: np.ndarray, pooled, scale: float) -> np
     n, c, h, w = x.shape
     r = rois.shape[0]
     ph, pw = pooled
-    fn = {(np.float32, np.float32): lib.roi_pool_f32, (np.float16, np.float32): lib.roi_pool_f16,
-          (np.float16, np.float16): lib.roi_pool_f16_r16}[(x.dtype.type, rois.dtype.type)]
+    assert rois.dtype == np.float32, "rois are always float32 (the plugin accepts nothing else)"
+    fn = {np.float32: lib.roi_pool_f32, np.float16: lib.roi_pool_f16}[x.dtype.type]
     x = np.ascontiguousarray(x)
     rois = np.ascontiguousarray(rois)
     out = np.full((r, c, ph, pw), np.nan, dtype=x.dtype)       # sentinel: every element must be written
@@ -90,43 +89,25 @@ def reference(x: np.ndarray, rois: np.ndarray, pooled, scale: float) -> np.ndarr
     return out.numpy()
 
 
-def make_rois(rng, r: int, n: int, h: int, w: int, scale: float) -> np.ndarray:
-    """Boxes in input coordinates mixing every edge case the semantics has."""
-    ih, iw = h / scale, w / scale
-    kinds = rng.integers(0, 7, r)
-    x1 = rng.uniform(-0.3 * iw, 1.3 * iw, r)
-    y1 = rng.uniform(-0.3 * ih, 1.3 * ih, r)
-    x2 = x1 + rng.uniform(0, 0.8 * iw, r)
-    y2 = y1 + rng.uniform(0, 0.8 * ih, r)
-    boxes = np.stack([x1, y1, x2, y2], 1)
-    # 1: scaled corners at exact .5 (and negative .5) values -> half-away rounding decides
-    half = (rng.integers(-4, 2 * max(h, w) + 4, (r, 4)) + 0.5) / scale
-    boxes[kinds == 1] = np.sort(half[kinds == 1].reshape(-1, 2, 2), axis=1).reshape(-1, 4)[:, [0, 2, 1, 3]]
-    # 2: zero-area boxes (x1 == x2, y1 == y2), 3: one input pixel wide, 4: wholly outside the map
-    boxes[kinds == 2, 2:] = boxes[kinds == 2, :2]
-    boxes[kinds == 3, 2] = boxes[kinds == 3, 0] + 1.0
-    far = np.where(rng.random((r, 1)) < 0.5, -1.0, 1.0) * (rng.uniform(1.2, 2.0, (r, 1)) * max(ih, iw))
-    boxes[kinds == 4] = (boxes[kinds == 4] - boxes[kinds == 4][:, :1]) + far[kinds == 4]
-    # 5: inverted boxes (x2 < x1): the roi is still at least one cell
-    boxes[kinds == 5] = boxes[kinds == 5][:, [2, 3, 0, 1]]
-    # 6: integer corners inside the map
-    boxes[kinds == 6] = np.round(boxes[kinds == 6])
-    batch = rng.integers(0, n, r).astype(np.float64)
-    return np.concatenate([batch[:, None], boxes], 1).astype(np.float32)
+@pytest.mark.parametrize("case", ROI_CASES, ids=[c.name for c in ROI_CASES])
+def test_fp32_matches_reference_exactly(lib, rng, case):
+    x = rng.standard_normal(case.shape).astype(np.float32)
+    n, _, h, w = case.shape
+    rois = make_rois(rng, case.rois, n, h, w, case.spatial_scale)
+    got = run_kernel(lib, x, rois, case.pooled, case.spatial_scale)
+    np.testing.assert_array_equal(got, reference(x, rois, case.pooled, case.spatial_scale))
 
 
-@pytest.mark.parametrize("scale,pooled,shape,r", [
-    (0.25, (7, 7), (3, 5, 13, 17), 512),
-    (1.0, (2, 3), (2, 4, 9, 11), 512),
-    (0.0625, (4, 4), (4, 3, 7, 5), 64),
-    (0.5, (5, 4), (2, 6, 15, 1), 33),
-    (0.25, (7, 7), (1, 8, 11, 13), 1),
-])
-def test_fp32_matches_reference_exactly(lib, rng, scale, pooled, shape, r):
-    x = rng.standard_normal(shape).astype(np.float32)
-    rois = make_rois(rng, r, shape[0], shape[2], shape[3], scale)
-    got = run_kernel(lib, x, rois, pooled, scale)
-    np.testing.assert_array_equal(got, reference(x, rois, pooled, scale))
+def test_boxes_clamped_at_both_ends_do_not_overflow(lib, rng):
+    """Corners far beyond int range clamp to +-2^30; the roi size 2^31 + 1 must not wrap (it did: all zeros)."""
+    x = rng.standard_normal((2, 3, 9, 13)).astype(np.float32)
+    rois = huge_rois(2)
+    got = run_kernel(lib, x, rois, HUGE_POOLED, 1.0)
+    np.testing.assert_array_equal(got, reference(x, rois, HUGE_POOLED, 1.0))
+    for i, (b, *_) in enumerate(rois):
+        want = np.zeros((3, 4), np.float32)
+        want[:, HUGE_EXPECTED_MAX_BIN[i % len(HUGE_EXPECTED_MAX_BIN)]] = x[int(b)].max(axis=(1, 2))
+        np.testing.assert_array_equal(got[i].reshape(3, 4), want)
 
 
 def test_fp32_matches_onnxruntime_maxroipool(lib, rng):
@@ -147,12 +128,12 @@ def test_fp32_matches_onnxruntime_maxroipool(lib, rng):
     np.testing.assert_array_equal(run_kernel(lib, x, rois, pooled, scale), want)
 
 
-@pytest.mark.parametrize("rois_dtype", [np.float32, np.float16])
-def test_fp16_matches_reference(lib, rng, rois_dtype):
-    """Half I/O: the max of halves is exact, so the result equals the reference on the same half inputs."""
+def test_fp16_matches_reference(lib, rng):
+    """Half features, float32 rois: the max of halves is exact, so the result equals the reference on the same
+    half inputs."""
     n, c, h, w, r, pooled, scale = 3, 4, 13, 9, 512, (7, 7), 0.25
     x = (rng.standard_normal((n, c, h, w)) * 100).astype(np.float16)
-    rois = make_rois(rng, r, n, h, w, scale).astype(rois_dtype)
+    rois = make_rois(rng, r, n, h, w, scale)
     got = run_kernel(lib, x, rois, pooled, scale)
     want = reference(x, rois, pooled, scale).astype(np.float16)
     np.testing.assert_array_equal(got, want)

@@ -420,8 +420,11 @@ def test_tensorrt_version_and_gpu_mismatch_messages(engine_dir):
     fp = Fingerprint.from_dict({**d, "target": "agx-orin", "precision": "fp16", "source_dir": "/data/export",
                                 "backend": "tensorrt", "backend_version": "10.3.0.30",
                                 "device": {"kind": "gpu", "name": "Orin", "compute_capability": "8.7"}}, "fp", "x")
-    here = tensorrt_version()                       # tensorrt_lean's version here (11.x), read from metadata
-    assert here and not here.startswith("10.3")
+    assert tensorrt_version() is None               # only tensorrt_lean here: it cannot run engines, so no version
+    here = __import__("tensorrt_lean").__version__  # a TensorRT that is not 10.3 (11.x)
+    assert not here.startswith("10.3")
+    with pytest.raises(EngineMismatch, match="needs TensorRT 10.3.0.30, which is not installed here"):
+        fpr.check_backend_version(fp, engine_dir, tensorrt_version(), "TensorRT")
     with pytest.raises(EngineMismatch) as e:
         fpr.check_backend_version(fp, engine_dir, here, "TensorRT")
     msg = _one_line(e)

@@ -1,14 +1,14 @@
 """On a GPU: build libedge_plugins.so with CMake, build a one-node TensorRT engine per op through the ONNX
 parser (edge.ops node, local function stripped, plugin preferred), run it with pycuda, compare with the
-PyTorch reference. Skipped without a GPU (conftest ``gpu`` marker: needs the full tensorrt + pycuda).
+PyTorch reference through the production runtime (TrtEngine). Skipped without a GPU (conftest ``gpu`` marker:
+needs the full tensorrt + pycuda).
 
 On a Jetson (JetPack 6.x): ``pip install -e .[tensorrt,dev]`` then
-``pytest tests/test_plugin_gpu.py -v`` (``CUDA_ARCHS`` overrides the default sm_87;
+``pytest tests/test_plugin_gpu.py -v`` (``CUDA_ARCHS`` overrides this GPU's architecture;
 ``TENSORRT_INCLUDE_DIR``/``TENSORRT_LIB_DIR`` when TensorRT is not under /usr).
 """
 from __future__ import annotations
 
-import ctypes
 import os
 
 import numpy as np
@@ -24,12 +24,12 @@ def trt_env(tmp_path_factory):
     """(tensorrt module, logger) with libedge_plugins.so built for this device and loaded."""
     import tensorrt as trt
 
-    inc = os.environ.get("TENSORRT_INCLUDE_DIR", "").split(os.pathsep)[0] or None
-    lib = build_tools.cmake_build_plugins(tmp_path_factory.mktemp("plugins"),
-                                          cuda_archs=os.environ.get("CUDA_ARCHS", "87"),
-                                          tensorrt_include_dir=inc,
-                                          tensorrt_lib_dir=os.environ.get("TENSORRT_LIB_DIR"))
-    ctypes.CDLL(str(lib), mode=ctypes.RTLD_GLOBAL)
+    from edge.runtime.trt_backend import gpu_device, load_plugin_library
+    from test_trt_gpu import _lib_dir, _matching_headers
+    arch = os.environ.get("CUDA_ARCHS") or gpu_device()["compute_capability"].replace(".", "")
+    lib = build_tools.cmake_build_plugins(tmp_path_factory.mktemp("plugins"), cuda_archs=arch,
+                                          tensorrt_include_dir=_matching_headers(trt), tensorrt_lib_dir=_lib_dir())
+    load_plugin_library(lib)     # after import tensorrt, as the runtime does
     names = {c.name for c in trt.get_plugin_registry().all_creators}
     assert {"RoiPool", "ConvLSTMCell"} <= names
     return trt, trt.Logger(trt.Logger.WARNING)
@@ -79,33 +79,13 @@ def build_engine(trt, logger, model) -> bytes:
     return bytes(blob)
 
 
-def run_engine(trt, logger, blob: bytes, feeds: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-    import pycuda.autoinit  # noqa: F401  (creates the context)
-    import pycuda.driver as cuda
-
-    engine = trt.Runtime(logger).deserialize_cuda_engine(blob)
-    context = engine.create_execution_context()
-    stream = cuda.Stream()
-    buffers, outputs = [], {}
-    for i in range(engine.num_io_tensors):
-        name = engine.get_tensor_name(i)
-        dtype = trt.nptype(engine.get_tensor_dtype(name))
-        if engine.get_tensor_mode(name) == trt.TensorIOMode.INPUT:
-            host = np.ascontiguousarray(feeds[name], dtype=dtype)
-            context.set_input_shape(name, host.shape)
-            dev = cuda.mem_alloc(max(host.nbytes, 1))
-            cuda.memcpy_htod_async(dev, host, stream)
-        else:
-            host = np.empty(tuple(context.get_tensor_shape(name)), dtype)
-            dev = cuda.mem_alloc(max(host.nbytes, 1))
-            outputs[name] = (host, dev)
-        buffers.append(dev)
-        context.set_tensor_address(name, int(dev))
-    assert context.execute_async_v3(stream.handle)
-    for host, dev in outputs.values():
-        cuda.memcpy_dtoh_async(host, dev, stream)
-    stream.synchronize()
-    return {k: v[0] for k, v in outputs.items()}
+def run_engine(trt, logger, blob: bytes, feeds: dict[str, np.ndarray], tmp_path) -> dict[str, np.ndarray]:
+    """Run through the production runtime (edge.runtime.trt_backend.TrtEngine)."""
+    from edge.runtime.trt_backend import TrtEngine
+    path = tmp_path / "one.engine"
+    path.write_bytes(blob)
+    with TrtEngine("one", path, [], []) as engine:
+        return engine.run(feeds)
 
 
 def random_rois(rng, r, n, h, w, scale):
@@ -118,7 +98,7 @@ def random_rois(rng, r, n, h, w, scale):
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float16])
-def test_roi_pool_engine_matches_reference(trt_env, rng, dtype):
+def test_roi_pool_engine_matches_reference(trt_env, rng, dtype, tmp_path):
     import torch
 
     from edge.kernels.roi_pool.reference import roi_pool_math
@@ -126,17 +106,17 @@ def test_roi_pool_engine_matches_reference(trt_env, rng, dtype):
     trt, logger = trt_env
     n, c, h, w, r, pooled, scale = 2, 16, 31, 29, 256, (7, 7), 0.25
     x = rng.standard_normal((n, c, h, w)).astype(dtype)
-    rois = random_rois(rng, r, n, h, w, scale).astype(dtype)     # MaxRoiPool: rois share the features' type
+    rois = random_rois(rng, r, n, h, w, scale)                   # rois stay float32 (the plugin takes no other)
     model = one_node_model("RoiPool", {"x": x, "rois": rois}, {"y": (dtype, (r, c, *pooled))},
                            dict(pooled_shape=list(pooled), spatial_scale=scale))
-    got = run_engine(trt, logger, build_engine(trt, logger, model), {"x": x, "rois": rois})["y"]
+    got = run_engine(trt, logger, build_engine(trt, logger, model), {"x": x, "rois": rois}, tmp_path)["y"]
     want = roi_pool_math(torch.from_numpy(x.astype(np.float32)), torch.from_numpy(rois.astype(np.float32)), pooled,
                          scale).numpy()
     np.testing.assert_array_equal(got.astype(np.float32), want.astype(dtype).astype(np.float32))
 
 
 @pytest.mark.parametrize("dtype,k", [(np.float32, 3), (np.float32, 1), (np.float16, 3), (np.float16, 5)])
-def test_convlstm_engine_matches_reference(trt_env, rng, dtype, k):
+def test_convlstm_engine_matches_reference(trt_env, rng, dtype, k, tmp_path):
     import torch
 
     from edge.kernels.convlstm.reference import convlstm_cell_math
@@ -146,14 +126,15 @@ def test_convlstm_engine_matches_reference(trt_env, rng, dtype, k):
     std = 1.0 / np.sqrt((cx + ch) * k * k)
     x = rng.standard_normal((n, cx, h, w)).astype(dtype)
     hid = rng.standard_normal((n, ch, h, w)).astype(dtype)
-    cell = rng.standard_normal((n, ch, h, w)).astype(dtype)
+    cell = rng.standard_normal((n, ch, h, w)).astype(np.float32)       # the cell state is always float32
     weight = (rng.standard_normal((4 * ch, cx + ch, k, k)) * std).astype(dtype)
     bias = rng.standard_normal(4 * ch).astype(dtype)
     model = one_node_model("ConvLSTMCell", {"x": x, "h": hid, "c": cell},
-                           {"h_next": (dtype, (n, ch, h, w)), "c_next": (dtype, (n, ch, h, w))}, {},
+                           {"h_next": (dtype, (n, ch, h, w)), "c_next": (np.float32, (n, ch, h, w))}, {},
                            initializers={"W": weight, "B": bias})
-    out = run_engine(trt, logger, build_engine(trt, logger, model), {"x": x, "h": hid, "c": cell})
+    out = run_engine(trt, logger, build_engine(trt, logger, model), {"x": x, "h": hid, "c": cell}, tmp_path)
+    assert out["c_next"].dtype == np.float32
     h_ref, c_ref = convlstm_cell_math(*(torch.from_numpy(a.astype(np.float64)) for a in (x, hid, cell, weight, bias)))
-    tol = dict(rtol=1e-5, atol=1e-5) if dtype == np.float32 else dict(rtol=2e-3, atol=2e-4)
-    np.testing.assert_allclose(out["c_next"].astype(np.float64), c_ref.numpy(), **tol)
+    tol = dict(rtol=1e-5, atol=1e-5) if dtype == np.float32 else dict(rtol=1e-3, atol=1e-3)
+    np.testing.assert_allclose(out["c_next"].astype(np.float64), c_ref.numpy(), rtol=1e-5, atol=1e-5)
     np.testing.assert_allclose(out["h_next"].astype(np.float64), h_ref.numpy(), **tol)

@@ -3,8 +3,9 @@
 The plugin sources + kernels are linked into a test library (built against the TENSORRT_INCLUDE_DIR header
 set matching the installed ``tensorrt_lean`` major version) and loaded the way the runtime loads
 libedge_plugins.so. Creation goes through TensorRT's own registry and creator objects (Python bindings);
-the serialisation round trip, format combinations and shape checks call the plugin object from a tiny C++
-harness, since the Python bindings of IPluginV3 methods only target Python-implemented plugins.
+the serialisation round trip, format combinations and shape checks call the plugin from a tiny C++ harness
+(format combinations and output types on the plugin that TensorRT's registry creates), since the Python
+bindings of IPluginV3 methods only target Python-implemented plugins.
 """
 from __future__ import annotations
 
@@ -64,19 +65,55 @@ static DynamicPluginTensorDesc desc(int type, int linear, std::vector<int64_t> c
     return d;
 }
 
+// The plugin as TensorRT gets it: creator looked up in TensorRT's global registry, plugin created in the build
+// phase, its build capability asked (the caller deletes the returned plugin).
+static IPluginV3* from_registry(char const* name, PluginFieldCollection const* fc) {
+    IPluginCreatorInterface* iface = getPluginRegistry()->getCreator(name, "1", "");
+    if (iface == nullptr || std::strcmp(iface->getInterfaceInfo().kind, "PLUGIN CREATOR_V3ONE") != 0) return nullptr;
+    return static_cast<IPluginCreatorV3One*>(iface)->createPlugin("fmt", fc, TensorRTPhase::kBUILD);
+}
+
+static IPluginV3OneBuild* build_capability(IPluginV3* p) {
+    return static_cast<IPluginV3OneBuild*>(p->getCapabilityInterface(PluginCapabilityType::kBUILD));
+}
+
 // supportsFormatCombination for position pos, all tensors given as (type, linear) pairs
 int roi_supports(int pos, const int* types, int linear) {
-    RoiPoolPlugin p(2, 2, 1.0f);
+    int32_t pooled[2] = {2, 2};
+    PluginField f("pooled_shape", pooled, PluginFieldType::kINT32, 2);
+    PluginFieldCollection fc{1, &f};
+    IPluginV3* p = from_registry("RoiPool", &fc);
+    if (!p) return -1;
     DynamicPluginTensorDesc io[3] = {desc(types[0], linear, {1, 1, 4, 4}), desc(types[1], linear, {3, 5}),
                                      desc(types[2], linear, {3, 1, 2, 2})};
-    return p.supportsFormatCombination(pos, io, 2, 1) ? 1 : 0;
+    int ok = build_capability(p)->supportsFormatCombination(pos, io, 2, 1) ? 1 : 0;
+    delete p;
+    return ok;
 }
 
 int lstm_supports(int pos, const int* types, int linear) {
-    ConvLstmPlugin p;
+    PluginFieldCollection fc{0, nullptr};
+    IPluginV3* p = from_registry("ConvLSTMCell", &fc);
+    if (!p) return -1;
     DynamicPluginTensorDesc io[7];
     for (int i = 0; i < 7; ++i) io[i] = desc(types[i], linear, {1, 1, 1, 1});
-    return p.supportsFormatCombination(pos, io, 5, 2) ? 1 : 0;
+    int ok = build_capability(p)->supportsFormatCombination(pos, io, 5, 2) ? 1 : 0;
+    delete p;
+    return ok;
+}
+
+int lstm_output_types(int x_type, int* out) {
+    PluginFieldCollection fc{0, nullptr};
+    IPluginV3* p = from_registry("ConvLSTMCell", &fc);
+    if (!p) return -2;
+    DataType in[5];
+    for (int i = 0; i < 5; ++i) in[i] = static_cast<DataType>(x_type);
+    DataType o[2] = {DataType::kINT32, DataType::kINT32};
+    int rc = build_capability(p)->getOutputDataTypes(o, 2, in, 5);
+    out[0] = static_cast<int>(o[0]);
+    out[1] = static_cast<int>(o[1]);
+    delete p;
+    return rc;
 }
 
 // configurePlugin with the given dims (ranks[i] entries of dims per input, -1 = unknown)
@@ -144,6 +181,7 @@ def harness(tensorrt_include_dirs, nvcc, tmp_path_factory):
     for fn in (lib.roi_supports, lib.lstm_supports):
         fn.argtypes = [ctypes.c_int, ctypes.c_void_p, ctypes.c_int]
     lib.lstm_configure.argtypes = [ctypes.c_void_p, ctypes.c_void_p]
+    lib.lstm_output_types.argtypes = [ctypes.c_int, ctypes.c_void_p]
     lib.roi_configure.argtypes = [ctypes.c_int, ctypes.c_int, ctypes.c_longlong]
     return lib
 
@@ -198,8 +236,8 @@ def test_roi_pool_created_from_valid_fields(registry, fields):
 def test_roi_pool_rejects_bad_fields_with_a_message(registry, capfd, fields, message):
     creator = registry.get_creator("RoiPool", "1", "")
     assert creator.create_plugin("bad_roi", _fc(**fields), trt.TensorRTPhase.BUILD) is None
-    err = capfd.readouterr().err
-    assert "[edge plugins] ERROR RoiPool (node 'bad_roi')" in err and message in err
+    err = capfd.readouterr().err   # no TensorRT logger without a CUDA device: the plugin falls back to stderr
+    assert f"[edge plugins] RoiPool (node 'bad_roi'): " in err and message in err
 
 
 def test_convlstm_created_and_rejects_fields(registry, capfd):
@@ -225,8 +263,8 @@ F, H, I32 = int(trt.DataType.FLOAT), int(trt.DataType.HALF), int(trt.DataType.IN
 @pytest.mark.parametrize("types,linear,ok", [
     ((F, F, F), 1, (1, 1, 1)),
     ((H, F, H), 1, (1, 1, 1)),       # fp16 features with fp32 rois
-    ((H, H, H), 1, (1, 1, 1)),
-    ((F, H, F), 1, (1, 0, 1)),       # fp16 rois only with fp16 features
+    ((H, H, H), 1, (1, 0, 1)),       # fp16 rois rejected: a weakly typed fp16 build must keep the boxes fp32
+    ((F, H, F), 1, (1, 0, 1)),
     ((H, F, F), 1, (1, 1, 0)),       # output must follow the features
     ((I32, F, I32), 1, (0, 1, 1)),
     ((F, F, F), 0, (0, 0, 0)),       # non-linear formats rejected
@@ -236,15 +274,27 @@ def test_roi_pool_format_combinations(harness, types, linear, ok):
     assert tuple(harness.roi_supports(pos, t.ctypes.data, linear) for pos in range(3)) == ok
 
 
+# positions: x, h, c, W, B | h', c'
 @pytest.mark.parametrize("types,linear,ok", [
     ((F,) * 7, 1, (1,) * 7),
-    ((H,) * 7, 1, (1,) * 7),
-    ((H, H, H, F, H, H, H), 1, (1, 1, 1, 0, 1, 1, 1)),   # weights must follow x's type
+    ((H, H, F, H, H, H, F), 1, (1,) * 7),                  # the fp16 path: half I/O, float32 cell state
+    ((H,) * 7, 1, (1, 1, 0, 1, 1, 1, 0)),                  # c and c' in half rejected
+    ((F, F, H, F, F, F, H), 1, (1, 1, 0, 1, 1, 1, 0)),
+    ((H, H, F, F, H, H, F), 1, (1, 1, 1, 0, 1, 1, 1)),     # weights must follow x's type
+    ((H, H, F, H, H, F, F), 1, (1, 1, 1, 1, 1, 0, 1)),     # h' follows x
     ((F,) * 7, 0, (0,) * 7),
 ])
 def test_convlstm_format_combinations(harness, types, linear, ok):
     t = np.array(types, np.int32)
     assert tuple(harness.lstm_supports(pos, t.ctypes.data, linear) for pos in range(7)) == ok
+
+
+def test_convlstm_output_types_keep_the_state_float32(harness):
+    out = np.zeros(2, np.int32)
+    for x_type in (F, H):
+        assert harness.lstm_output_types(x_type, out.ctypes.data) == 0
+        assert tuple(out) == (x_type, F)
+    assert harness.lstm_output_types(I32, out.ctypes.data) != 0
 
 
 @pytest.mark.parametrize("dims,ok", [
@@ -262,7 +312,7 @@ def test_convlstm_shape_validation(harness, capfd, dims, ok):
     ranks = np.array([len(d) for d in dims], np.int32)
     flat = np.array([v for d in dims for v in d], np.int64)
     assert (harness.lstm_configure(ranks.ctypes.data, flat.ctypes.data) == 0) == ok
-    assert ("[edge plugins] ERROR ConvLSTMCell" in capfd.readouterr().err) == (not ok)
+    assert ("[edge plugins] ConvLSTMCell: " in capfd.readouterr().err) == (not ok)
 
 
 @pytest.mark.parametrize("x_rank,rois_rank,cols,ok", [(4, 2, 5, True), (4, 2, -1, True), (3, 2, 5, False),

@@ -15,6 +15,7 @@ import shutil
 import tempfile
 from pathlib import Path
 
+import numpy as np
 import onnx
 
 from edge.errors import UserError
@@ -102,7 +103,7 @@ def _build(export_dir: Path, target: str, precision: str, out_dir: Path, tgt: di
            threads: int | None, roi_kernel: str, plugins: str | None, use_dla: bool, log) -> dict:
     backend = tgt["backend"]
     sources = _source_files(export_dir, manifest, precision, backend)
-    plugin_info, registered, trt = None, {}, None
+    plugin_info, registered, trt, cache_name = None, {}, None, None
     if backend == "onnxruntime":
         import onnxruntime as ort
         backend_version, device = ort.__version__, fpr.cpu_device()
@@ -117,6 +118,7 @@ def _build(export_dir: Path, target: str, precision: str, out_dir: Path, tgt: di
         if tgt.get("compute_capability") and device["compute_capability"] != tgt["compute_capability"]:
             raise UserError(f"target {target} is compute {tgt['compute_capability']} but this GPU is "
                             f"{device['name']} (compute {device['compute_capability']}): build on the target device")
+        cache_name = build_trt.timing_cache_name(backend_version, device)
         plugins = plugins or os.environ.get("EDGE_PLUGIN_LIBRARY")
         needs_plugins = any(net.get("custom_ops") for net in manifest["networks"].values())
         if plugins:
@@ -137,8 +139,8 @@ def _build(export_dir: Path, target: str, precision: str, out_dir: Path, tgt: di
     # build in a staging folder next to the output: a failed build leaves the old engines untouched
     stage = Path(tempfile.mkdtemp(dir=out_dir.parent, prefix=f".{out_dir.name}.build-"))
     try:
-        if (out_dir / "timing.cache").is_file():
-            shutil.copy2(out_dir / "timing.cache", stage / "timing.cache")
+        if cache_name and (out_dir / cache_name).is_file():   # this TensorRT version on this GPU only
+            shutil.copy2(out_dir / cache_name, stage / cache_name)
         nets = {}
         for name, net in manifest["networks"].items():
             if backend == "onnxruntime":
@@ -146,7 +148,7 @@ def _build(export_dir: Path, target: str, precision: str, out_dir: Path, tgt: di
                 nets[name] = build_network(export_dir, stage, name, net, precision, threads, roi_kernel, log)
             else:
                 nets[name] = _build_trt_network(trt, export_dir, stage, name, net, precision, tgt, registered,
-                                                use_dla, log)
+                                                use_dla, stage / cache_name, plugin_info, log)
             log(f"built {name}: {', '.join(nets[name]['files'])} ({nets[name]['precision']}, "
                 f"{nets[name]['kind']})")
         old = set()
@@ -156,8 +158,10 @@ def _build(export_dir: Path, target: str, precision: str, out_dir: Path, tgt: di
             pass
         (out_dir / fpr.FILE).unlink(missing_ok=True)       # a half-replaced folder never looks valid
         new = {f for e in nets.values() for f in e["files"]}
-        for f in new | ({"timing.cache"} if (stage / "timing.cache").is_file() else set()):
+        for f in new | ({cache_name} if cache_name and (stage / cache_name).is_file() else set()):
             os.replace(stage / f, out_dir / f)
+        if cache_name:
+            (out_dir / "timing.cache").unlink(missing_ok=True)   # the unkeyed cache of older builds
         for f in old - new:
             (out_dir / f).unlink(missing_ok=True)
     finally:
@@ -176,7 +180,7 @@ def _build(export_dir: Path, target: str, precision: str, out_dir: Path, tgt: di
                      "spin": SPIN_POLICY,
                      "execution_mode": "sequential",
                      "graph_optimization": "ORT_ENABLE_ALL applied offline; loaded with ORT_DISABLE_ALL"}
-                    if backend == "onnxruntime" else {"roi_kernel": "plugin"}),
+                    if backend == "onnxruntime" else {"roi_kernel": "plugin", "timing_cache": cache_name}),
         "networks": nets,
     }
     atomic_write_json(out_dir / fpr.FILE, fp)
@@ -185,8 +189,9 @@ def _build(export_dir: Path, target: str, precision: str, out_dir: Path, tgt: di
 
 
 def prepare_trt_graph(export_dir: Path, name: str, net: dict, precision: str, plan: dict,
-                      registered: dict[str, str]) -> tuple[bytes, dict]:
-    """The ONNX bytes TensorRT parses for one network, and what was done to them."""
+                      registered: dict[str, str], body_ops: tuple[str, ...] = ()) -> tuple[bytes, dict]:
+    """The ONNX bytes TensorRT parses for one network, and what was done to them (``body_ops``: custom ops
+    built from their function bodies instead of their plugins)."""
     from edge.runtime.build_trt import prepare_graph
     if precision == "int8":
         src = export_dir / "calibration" / f"{name}.int8.trt.onnx"
@@ -203,17 +208,69 @@ def prepare_trt_graph(export_dir: Path, name: str, net: dict, precision: str, pl
         else:
             from edge.runtime.precision import to_fp16
             model = to_fp16(model, inline=False)
-    model, to_plugin = prepare_graph(model, registered)
+    model, to_plugin = prepare_graph(model, registered, body_ops)
     return model.SerializeToString(), {"source": str(src.relative_to(export_dir)), "plugins": to_plugin,
-                                       "graph": plan["graph"]}
+                                       "function_bodies": sorted(body_ops), "graph": plan["graph"]}
 
 
-def _build_trt_network(trt, export_dir, out_dir, name, net, precision, tgt, registered, use_dla, log) -> dict:
+def _build_trt_network(trt, export_dir, out_dir, name, net, precision, tgt, registered, use_dla, timing_cache,
+                       plugin_info, log) -> dict:
+    """Build one network; where a plugin op also has a function body TensorRT can build (ConvLSTMCell), build
+    both forms, time them on the example inputs in one interleaved run and keep the faster (as the CPU build
+    does for the numba RoiPool split); the timings go into the fingerprint."""
     from edge.runtime import build_trt
     p = build_trt.plan(trt.__version__, tgt, precision, use_dla)
     graph, info = prepare_trt_graph(export_dir, name, net, precision, p, registered)
-    engine = build_trt.build_engine(trt, graph, net, p, out_dir / "timing.cache", log)   # staging folder
+    engine, report = build_trt.build_engine(trt, graph, net, p, timing_cache, log)   # in the staging folder
     file = f"{name}.engine"
     atomic_write_bytes(out_dir / file, engine)
-    return {"kind": "tensorrt", "precision": precision, "files": {file: sha256_file(out_dir / file)},
-            "plan": p, "profile": build_trt.profile(net), **info}
+    entry = {"kind": "tensorrt", "precision": precision, "plan": p,
+             "profile": build_trt.profile(net, static=p["static_profile"]), "build": report, **info}
+    alternatives = tuple(op for op in info["plugins"] if op in build_trt.BODY_ALTERNATIVE_OPS)
+    if alternatives:
+        entry.update(_keep_faster_form(trt, export_dir, out_dir, name, net, precision, p, registered, alternatives,
+                                       file, timing_cache, plugin_info, report, log))
+    entry["files"] = {file: sha256_file(out_dir / file)}   # the kept form is always written as `file`
+    return entry
+
+
+def _keep_faster_form(trt, export_dir, out_dir, name, net, precision, p, registered, ops, file, timing_cache,
+                      plugin_info, plugin_report, log) -> dict:
+    """Build ``ops`` from their function bodies too and time both engines; returns the entry updates."""
+    from edge.runtime import build_trt
+    from edge.runtime.build_cpu import compare_ms
+    from edge.runtime.feeds import load_examples
+    from edge.runtime.ort_backend import net_specs
+    from edge.runtime.trt_backend import TrtEngine
+
+    body_file = f"{name}.body.engine"
+    try:
+        graph, info = prepare_trt_graph(export_dir, name, net, precision, p, registered, body_ops=ops)
+        engine, report = build_trt.build_engine(trt, graph, net, p, timing_cache, log)
+    except UserError as e:
+        log(f"{name}: the function-body form of {', '.join(ops)} did not build ({e}): plugin kept")
+        return {"custom_op_forms": {"ops": list(ops), "kept": "plugin", "function_body_error": str(e)}}
+    atomic_write_bytes(out_dir / body_file, engine)
+    ins, outs = net_specs(net)
+    feeds = load_examples(export_dir, name)[0]
+    lib = plugin_info["path"] if plugin_info else None
+    engines = {}
+    try:
+        for form, f, rep in (("plugin", file, plugin_report), ("function_body", body_file, report)):
+            engines[form] = TrtEngine(name, out_dir / f, ins, outs, lib, (rep.get("dla") or {}).get("core"))
+        a, b = (engines[k].run(feeds) for k in ("plugin", "function_body"))
+        diff = max((float(np.max(np.abs(a[k].astype(np.float64) - b[k]))) for k in a if a[k].size), default=0.0)
+        ms = compare_ms({k: (lambda e=e: e.run(feeds)) for k, e in engines.items()})
+    finally:
+        for e in engines.values():
+            e.close()
+    kept = "function_body" if ms["function_body"] < ms["plugin"] else "plugin"
+    log(f"{name}: {', '.join(ops)} plugin {ms['plugin']:.3f} ms vs function body {ms['function_body']:.3f} ms "
+        f"({precision}): {kept.replace('_', ' ')} kept")
+    forms = {"ops": list(ops), "kept": kept, "timings_ms": {k: round(v, 4) for k, v in ms.items()},
+             "max_abs_diff_plugin_vs_body": diff}
+    if kept == "plugin":
+        (out_dir / body_file).unlink()
+        return {"custom_op_forms": forms}
+    os.replace(out_dir / body_file, out_dir / file)
+    return {"custom_op_forms": forms, "build": report, **info}

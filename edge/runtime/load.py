@@ -21,7 +21,7 @@ def load_manifest(folder: str | Path, what: str = "engine manifest") -> Manifest
 
 
 def load_engines(engine_dir: str | Path, target: str | None = None, threads: int | None = None,
-                 cuda_graph: bool = False, kind: str | None = None) -> Engines:
+                 kind: str | None = None) -> Engines:
     """Load every network of an engine folder built by ``edge build``; ``kind`` (``tracker`` /
     ``classifier``) refuses another model's engines with one line."""
     engine_dir = Path(engine_dir)
@@ -59,7 +59,9 @@ def load_engines(engine_dir: str | Path, target: str | None = None, threads: int
         for name, plan in fp.networks.items():
             net = manifest.networks[name]
             (file,) = plan.files
-            nets[name] = TrtEngine(name, engine_dir / file, list(net.inputs), list(net.outputs), plugin, cuda_graph)
+            dla = (plan.raw.get("build") or {}).get("dla") or {}
+            nets[name] = TrtEngine(name, engine_dir / file, list(net.inputs), list(net.outputs), plugin,
+                                   dla.get("core"))
     else:
         raise fpr.EngineMismatch(f"{engine_dir}: unknown backend {fp.backend!r}: {fpr.rebuild_hint(fp, engine_dir)}")
     # what the networks were built as (an int8 build keeps a network fp32 where int8 does not pay)

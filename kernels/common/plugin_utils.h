@@ -1,5 +1,6 @@
-// Shared pieces of the edge TensorRT plugins (IPluginV3 + IPluginCreatorV3One): error logging, plugin-field
-// parsing with validation, format checks and a base class wiring the three V3One capabilities.
+// Shared pieces of the edge TensorRT plugins (IPluginV3 + IPluginCreatorV3One): error logging through
+// TensorRT's logger, plugin-field parsing with validation, format checks and a base class wiring the three
+// V3One capabilities.
 //
 // Works with the TensorRT 10.x (JetPack 6.2 ships 10.3) and 11.x headers; NvInferVersion.h gives
 // NV_TENSORRT_MAJOR/MINOR for the few places that need to feature-detect.
@@ -34,18 +35,27 @@ public:
     using std::runtime_error::runtime_error;
 };
 
-inline void log_error(char const* plugin, char const* what) noexcept {
+// Messages go to TensorRT's logger (the application's ILogger: what TensorRT's own plugins use), so they
+// appear with TensorRT's messages and honour its severity filter; std::cerr only if TensorRT has none.
+inline void log_message(nvinfer1::ILogger::Severity severity, char const* plugin, char const* what) noexcept {
     try {
-        std::cerr << "[edge plugins] ERROR " << plugin << ": " << what << std::endl;
+        std::string const msg = std::string("[edge plugins] ") + plugin + ": " + what;
+        nvinfer1::ILogger* logger = getLogger();
+        if (logger != nullptr) {
+            logger->log(severity, msg.c_str());
+        } else {
+            std::cerr << msg << std::endl;
+        }
     } catch (...) {
     }
 }
 
+inline void log_error(char const* plugin, char const* what) noexcept {
+    log_message(nvinfer1::ILogger::Severity::kERROR, plugin, what);
+}
+
 inline void log_warning(char const* plugin, char const* what) noexcept {
-    try {
-        std::cerr << "[edge plugins] WARNING " << plugin << ": " << what << std::endl;
-    } catch (...) {
-    }
+    log_message(nvinfer1::ILogger::Severity::kWARNING, plugin, what);
 }
 
 inline nvinfer1::PluginField const* find_field(nvinfer1::PluginFieldCollection const* fc, char const* name) {

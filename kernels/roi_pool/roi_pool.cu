@@ -21,15 +21,13 @@ cudaError_t roi_pool_forward(const T* x, const TR* rois, T* out, const RoiPoolSh
     }
     const unsigned blocks = static_cast<unsigned>(grid_blocks(total));
     roi_pool_kernel<T, TR><<<blocks, kBlockSize, 0, stream>>>(x, rois, out, shape, total);
-    return cudaGetLastError();
+    return cudaPeekAtLastError();   // this launch's error, without clearing (or taking) an earlier one
 }
 
 template cudaError_t roi_pool_forward<float, float>(const float*, const float*, float*, const RoiPoolShape&,
                                                     cudaStream_t);
 template cudaError_t roi_pool_forward<__half, float>(const __half*, const float*, __half*, const RoiPoolShape&,
                                                      cudaStream_t);
-template cudaError_t roi_pool_forward<__half, __half>(const __half*, const __half*, __half*, const RoiPoolShape&,
-                                                      cudaStream_t);
 
 }  // namespace roi_pool
 }  // namespace edge

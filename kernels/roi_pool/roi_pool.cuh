@@ -33,8 +33,9 @@ EDGE_HD int round_half_away(float v) {
 
 // bin [start, end) along one axis for pooled index p; start of roi, roi size >= 1, map extent
 EDGE_HD void bin_range(int p, int pooled, int roi_start, int roi_end, int extent, int* start, int* end) {
-    const int size = imax(roi_end - roi_start + 1, 1);
-    const float bin = static_cast<float>(size) / static_cast<float>(pooled);
+    // corners are clamped to +-2^30: end - start + 1 needs 64 bits (2^31 + 1 for a box clamped at both ends)
+    const long long span = static_cast<long long>(roi_end) - roi_start + 1;
+    const float bin = static_cast<float>(span > 1 ? span : 1) / static_cast<float>(pooled);
     // floorf/ceilf results are small integers (<= roi size): long long keeps the sum free of overflow
     const long long lo = static_cast<long long>(floorf(mul_rn(static_cast<float>(p), bin))) + roi_start;
     const long long hi = static_cast<long long>(ceilf(mul_rn(static_cast<float>(p + 1), bin))) + roi_start;

@@ -14,6 +14,8 @@ using nvinfer1::DataType;
 
 constexpr int32_t kInputs = 5;   // x, h, c, W, B
 constexpr int32_t kOutputs = 2;  // h', c'
+constexpr int32_t kStateIn = 2;  // c (float32)
+constexpr int32_t kStateOut = 1; // c' (float32)
 
 // Checks ranks and every relation between known dimensions (-1 = not known yet at build time).
 void check_shapes(nvinfer1::Dims const* d) {
@@ -82,8 +84,8 @@ int32_t ConvLstmPlugin::getOutputDataTypes(DataType* outputTypes, int32_t nbOutp
         log_error(kConvLstmName, "x must be float32 or float16; expects 5 inputs and 2 outputs");
         return -1;
     }
-    outputTypes[0] = inputTypes[0];
-    outputTypes[1] = inputTypes[0];
+    outputTypes[0] = inputTypes[0];   // h' like x
+    outputTypes[1] = DataType::kFLOAT;   // c': the cell state stays float32
     return 0;
 }
 
@@ -109,7 +111,12 @@ bool ConvLstmPlugin::supportsFormatCombination(int32_t pos, nvinfer1::DynamicPlu
     if (desc.format != nvinfer1::TensorFormat::kLINEAR) {
         return false;
     }
-    return pos == 0 ? is_float_or_half(desc.type) : desc.type == inOut[0].desc.type;
+    switch (pos) {
+    case 0: return is_float_or_half(desc.type);                       // x
+    case kStateIn:                                                    // c and c': float32 only, so a weakly
+    case kInputs + kStateOut: return desc.type == DataType::kFLOAT;   // typed fp16 build keeps the state fp32
+    default: return desc.type == inOut[0].desc.type;                  // h, W, B, h' follow x
+    }
 }
 
 int32_t ConvLstmPlugin::onShapeChange(nvinfer1::PluginTensorDesc const* in, int32_t nbInputs,
@@ -137,9 +144,12 @@ int32_t ConvLstmPlugin::enqueue(nvinfer1::PluginTensorDesc const* inputDesc,
         nvinfer1::Dims dims[kInputs];
         for (int32_t i = 0; i < kInputs; ++i) {
             dims[i] = inputDesc[i].dims;
-            if (i > 0 && inputDesc[i].type != inputDesc[0].type) {
-                throw PluginError("all inputs must have the same type");
+            if (i != kStateIn && i > 0 && inputDesc[i].type != inputDesc[0].type) {
+                throw PluginError("x, h, W and B must have the same type");
             }
+        }
+        if (inputDesc[kStateIn].type != DataType::kFLOAT) {
+            throw PluginError("the cell state c must be float32");
         }
         check_shapes(dims);
         convlstm::ConvLstmShape shape{};
@@ -150,19 +160,22 @@ int32_t ConvLstmPlugin::enqueue(nvinfer1::PluginTensorDesc const* inputDesc,
         shape.w = to_int_dim(dims[0].d[3], "W");
         shape.k = to_int_dim(dims[3].d[3], "k");
         cudaError_t err = cudaErrorInvalidValue;
+        auto const* c = static_cast<float const*>(inputs[kStateIn]);
+        auto* c_next = static_cast<float*>(outputs[kStateOut]);
         if (inputDesc[0].type == DataType::kFLOAT) {
             auto in = [&](int i) { return static_cast<float const*>(inputs[i]); };
-            err = convlstm::convlstm_forward(in(0), in(1), in(2), in(3), in(4), static_cast<float*>(outputs[0]),
-                                             static_cast<float*>(outputs[1]), shape, stream);
+            err = convlstm::convlstm_forward(in(0), in(1), c, in(3), in(4), static_cast<float*>(outputs[0]), c_next,
+                                             shape, stream);
         } else if (inputDesc[0].type == DataType::kHALF) {
             auto in = [&](int i) { return static_cast<__half const*>(inputs[i]); };
-            err = convlstm::convlstm_forward(in(0), in(1), in(2), in(3), in(4), static_cast<__half*>(outputs[0]),
-                                             static_cast<__half*>(outputs[1]), shape, stream);
+            err = convlstm::convlstm_forward(in(0), in(1), c, in(3), in(4), static_cast<__half*>(outputs[0]), c_next,
+                                             shape, stream);
         } else {
             throw PluginError("unsupported data type (float32 or float16 only)");
         }
         if (err != cudaSuccess) {
-            throw PluginError(std::string("kernel launch failed: ") + cudaGetErrorString(err));
+            throw PluginError(std::string("kernel launch failed: ") + cudaGetErrorString(err) +
+                              (err == cudaErrorInvalidConfiguration ? " (kernel window too large)" : ""));
         }
         return 0;
     } catch (std::exception const& e) {

@@ -1,7 +1,8 @@
 // TensorRT IPluginV3 "ConvLSTMCell" (version "1", default namespace): the fused ConvLSTM cell, the plugin
 // face of the edge.ops::ConvLSTMCell node. Inputs x [N, Cx, H, W], h [N, Ch, H, W], c [N, Ch, H, W],
-// W [4*Ch, Cx+Ch, k, k] (k odd), B [4*Ch], all fp32 or all fp16; outputs h', c' [N, Ch, H, W] of the same type.
-// Gate order i, f, o, g. No fields.
+// W [4*Ch, Cx+Ch, k, k] (k odd), B [4*Ch]; outputs h', c' [N, Ch, H, W]. x, h, W, B and h' are all fp32 or
+// all fp16; the cell state c and c' is always fp32 (a weakly typed fp16 build cannot put it in half, where
+// its error would accumulate over time steps). Gate order i, f, o, g. No fields.
 #pragma once
 
 #include "../../common/plugin_utils.h"

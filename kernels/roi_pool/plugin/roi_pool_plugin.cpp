@@ -95,7 +95,7 @@ bool RoiPoolPlugin::supportsFormatCombination(int32_t pos, nvinfer1::DynamicPlug
     }
     switch (pos) {
     case 0: return is_float_or_half(desc.type);                                         // features
-    case 1: return desc.type == DataType::kFLOAT || desc.type == inOut[0].desc.type;    // rois
+    case 1: return desc.type == DataType::kFLOAT;   // rois: float32 only (fp16 boxes at 128-256 px shift bins)
     default: return desc.type == inOut[0].desc.type;                                    // output
     }
 }
@@ -140,10 +140,6 @@ int32_t RoiPoolPlugin::enqueue(nvinfer1::PluginTensorDesc const* inputDesc,
             err = roi_pool::roi_pool_forward(static_cast<__half const*>(inputs[0]),
                                              static_cast<float const*>(inputs[1]), static_cast<__half*>(outputs[0]),
                                              shape, stream);
-        } else if (xt == DataType::kHALF && rt == DataType::kHALF) {
-            err = roi_pool::roi_pool_forward(static_cast<__half const*>(inputs[0]),
-                                             static_cast<__half const*>(inputs[1]),
-                                             static_cast<__half*>(outputs[0]), shape, stream);
         } else {
             throw PluginError("unsupported type combination of features and rois");
         }

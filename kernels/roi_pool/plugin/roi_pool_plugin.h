@@ -1,7 +1,7 @@
 // TensorRT IPluginV3 "RoiPool" (version "1", default namespace): ONNX MaxRoiPool semantics, the plugin
-// face of the edge.ops::RoiPool node. Inputs: features [N, C, H, W] (fp32/fp16), rois [R, 5] (fp32, or the
-// feature type). Output [R, C, PH, PW] of the feature type. Fields: pooled_shape (int32 x2, > 0, required),
-// spatial_scale (float32, > 0, default 1.0 as in ONNX).
+// face of the edge.ops::RoiPool node. Inputs: features [N, C, H, W] (fp32/fp16), rois [R, 5] (fp32 only: a
+// weakly typed fp16 build cannot put the boxes in half). Output [R, C, PH, PW] of the feature type.
+// Fields: pooled_shape (int32 x2, > 0, required), spatial_scale (float32, > 0, default 1.0 as in ONNX).
 #pragma once
 
 #include "../../common/plugin_utils.h"
