@@ -39,10 +39,14 @@ REFERENCE = [
     "scikit-image>=0.24",
     "matplotlib>=3.8",
 ]
+# Client of `edge serve` (`edge run --remote grpc://...`). The server side (nvidia-pytriton: tritonserver and
+# its Python backend, numpy<2) lives in its own venv: `make serve-venv`.
+SERVE = ["tritonclient[grpc]>=2.40"]
 EXTRAS = {
     "reference": REFERENCE,
     "tensorrt": ["tensorrt>=10.3", "pycuda>=2024.1"],
-    "dev": REFERENCE + ["pytest>=8", "pytest-timeout>=2.3", "tensorrt_lean>=10.3"],
+    "serve": SERVE,
+    "dev": REFERENCE + SERVE + ["pytest>=8", "pytest-timeout>=2.3", "tensorrt_lean>=10.3"],
 }
 
 setup(

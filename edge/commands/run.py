@@ -41,9 +41,18 @@ def add_arguments(p) -> None:
     p.add_argument("--max-reconnects", type=int, default=None,
                    help="give up on a live source after N failed reopen attempts (default: never)")
     p.add_argument("--status-interval", type=float, default=1.0, help="seconds between status lines (0: off)")
+    p.add_argument("--remote", metavar="grpc://HOST:PORT",
+                   help="run the networks on an `edge serve` Triton server; --tracker/--classifier then name the "
+                        "served models (or a local engine folder whose manifest names them)")
 
 
-def load_engines(path: str):
+def load_engines(path: str, remote: str | None = None, loaded: list | None = None):
+    if remote:
+        from edge.runtime.triton_backend import load_remote_engines
+        engines = load_remote_engines(remote, path)
+        if loaded is not None:
+            loaded.append(engines)
+        return engines
     from edge.runtime import load_engines as _load
     return _load(path)
 
@@ -83,14 +92,15 @@ def build(args):
             check_box_in_frame(box, size)
         streams.append(StreamInput(src, box, spec))
     tracker = classifier = None
+    remotes = args.remote_engines = []
     if args.tracker:
         from edge.tracking import SiameseTracker
-        engines = load_engines(args.tracker)
+        engines = load_engines(args.tracker, getattr(args, "remote", None), remotes)
         params = {"lost_threshold": args.lost_threshold} if args.lost_threshold is not None else None
         tracker = lambda: SiameseTracker(engines, params)  # noqa: E731  (one per stream, shared engines)
     if args.classifier:
         from edge.classify.runtime import ClassifierRuntime
-        classifier = ClassifierRuntime(load_engines(args.classifier), window=args.window, stride=args.stride)
+        classifier = ClassifierRuntime(load_engines(args.classifier, getattr(args, "remote", None), remotes), window=args.window, stride=args.stride)
     return Pipeline(streams, tracker=tracker, classifier=classifier, sinks=sinks, max_frames=args.max_frames,
                     queue_size=args.queue_size, live_queue_size=args.live_queue_size, max_batch=args.batch,
                     lost_threshold=args.lost_threshold)
@@ -129,6 +139,10 @@ def run(args) -> int:
                 print(f"video: {p}", file=sys.stderr)
         elif hasattr(sink, "lines"):
             print(f"events: {sink.path} ({sink.lines} lines)", file=sys.stderr)
+    for eng in getattr(args, "remote_engines", []):
+        st = eng.connection.stats
+        print(f"remote {eng.connection.url}: {st.requests} requests, {st.reconnects} reconnects, "
+              f"{st.retries} retries, waited {st.gap_s:.2f} s", file=sys.stderr)
     print(f"peak RSS: {peak_rss_mb():.1f} MB; torch imported: {'yes' if 'torch' in sys.modules else 'no'}",
           file=sys.stderr)
     if got and got[0] == signal.SIGINT:
