@@ -1,11 +1,13 @@
 """``edge export-triton``: a Triton model repository for a GPU server from engine folders (torch-free).
 
+Layout: ``OUT/models/`` is the model repository, ``OUT/plugins/`` the TensorRT plugin library (outside
+the repository: Triton would take any folder there for a model), ``OUT/serve.sh`` starts ``tritonserver``.
 Per network one model ``<model>_<network>`` with ``config.pbtxt`` (the manifest's names, dtypes, shapes and
 optimisation profiles) and ``1/model.{plan,onnx}``:
 
 - ``tensorrt_plan``: the engine built by ``edge build --target <gpu>`` (tied to that GPU and TensorRT
   version, as everywhere); the plugin library is copied to ``plugins/`` and the server must load it
-  (``--backend-config=tensorrt,plugins=...``: written to ``serve.sh``).
+  (``--backend-config=tensorrt,plugins=...``, as ``serve.sh`` does).
 - ``onnxruntime``: the ONNX graph the engine was built from (custom ops as model-local functions, which
   onnxruntime inlines), or the engine's single optimised graph when the source is gone.
 
@@ -93,6 +95,7 @@ def export_triton(engine_dirs: Sequence[str | Path], out: str | Path, *, backend
     if len(prefixes) > len(engine_dirs):
         raise UserError(f"{len(prefixes)} --prefix for {len(engine_dirs)} engine folders")
     out = Path(out)
+    repo = out / "models"
     done: list[Exported] = []
     plugins: list[Path] = []
     for i, d in enumerate(engine_dirs):
@@ -145,11 +148,11 @@ def export_triton(engine_dirs: Sequence[str | Path], out: str | Path, *, backend
             cfg = _ordered(cfg)
             if chosen == "tensorrt":
                 (file,) = fp["networks"][net_name]["files"]
-                atomic_copy(d / file, out / name / "1" / "model.plan")
+                atomic_copy(d / file, repo / name / "1" / "model.plan")
             else:
-                atomic_copy(_onnx_source(fp, d, net_name), out / name / "1" / "model.onnx")
-            atomic_write_bytes(out / name / "config.pbtxt", (to_pbtxt(cfg) + "\n").encode())
-            done.append(Exported(name, chosen, out / name, cfg["max_batch_size"] > 0, bool(pairs)))
+                atomic_copy(_onnx_source(fp, d, net_name), repo / name / "1" / "model.onnx")
+            atomic_write_bytes(repo / name / "config.pbtxt", (to_pbtxt(cfg) + "\n").encode())
+            done.append(Exported(name, chosen, repo / name, cfg["max_batch_size"] > 0, bool(pairs)))
     _write_launcher(out, plugins)
     return done
 
@@ -162,7 +165,7 @@ def _ordered(cfg: dict) -> dict:
 
 
 def _write_launcher(out: Path, plugins: list[Path]) -> None:
-    args = ["tritonserver", "--model-repository=\"$here\""]
+    args = ["tritonserver", "--model-repository=\"$here/models\""]
     if plugins:
         libs = ";".join(f"$here/plugins/{p.name}" for p in plugins)
         args.append(f"--backend-config=tensorrt,plugins=\"{libs}\"")

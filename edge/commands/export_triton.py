@@ -32,6 +32,6 @@ def run(args) -> int:
                          instances=args.instances, kind=args.kind, step_state=args.step_state)
     for line in describe(done):
         print(f"export-triton: {line}", file=sys.stderr)
-    print(f"export-triton: repository {args.out} ({len(done)} models); start with {args.out}/serve.sh",
+    print(f"export-triton: repository {args.out}/models ({len(done)} models); start with {args.out}/serve.sh",
           file=sys.stderr)
     return 0

@@ -61,7 +61,7 @@ def parse_url(url: str) -> str:
 @dataclass
 class RemoteStats:
     """Counts shared by the networks of one server connection."""
-    requests: int = 0
+    requests: int = 0            # inference requests answered
     retries: int = 0
     reconnects: int = 0          # outages survived (a success after >= 1 failed try)
     gap_s: float = 0.0           # total time spent waiting for the server
@@ -98,8 +98,9 @@ class Connection:
             except Exception:
                 pass
 
-    def call(self, what: str, fn):
-        """``fn(client)`` with retries on outages; a refusal raises ValueError (the server's reason)."""
+    def call(self, what: str, fn, inference: bool = False):
+        """``fn(client)`` with retries on outages; a refusal raises ValueError (the server's reason).
+        ``inference``: count it in ``stats.requests``."""
         t_fail = None
         delay = BACKOFF_S
         while True:
@@ -126,7 +127,7 @@ class Connection:
                 delay = min(delay * 2, BACKOFF_MAX_S)
                 continue
             with self._lock:
-                self.stats.requests += 1
+                self.stats.requests += int(inference)
                 if t_fail is not None:
                     gap = time.monotonic() - t_fail
                     self.stats.reconnects += 1
@@ -171,7 +172,7 @@ class RemoteEngine:
                 ins.append(x)
             return client.infer(self.model, ins, client_timeout=self.conn.timeout_s)
 
-        res = self.conn.call(self.model, infer)
+        res = self.conn.call(self.model, infer, inference=True)
         return {s.name: res.as_numpy(s.name) for s in self.outputs}
 
 
