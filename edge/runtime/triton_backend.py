@@ -17,6 +17,7 @@ import json
 import logging
 import threading
 import time
+from collections import deque
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Mapping
@@ -156,6 +157,7 @@ class RemoteEngine:
         self.name, self.model, self.conn = name, model, conn
         self.inputs, self.outputs = list(inputs), list(outputs)
         self._grpc = conn._grpc
+        self.latencies: deque = deque(maxlen=20000)      # seconds per answered request (retries included)
 
     def run(self, feeds: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
         missing = [s.name for s in self.inputs if s.name not in feeds]
@@ -172,7 +174,9 @@ class RemoteEngine:
                 ins.append(x)
             return client.infer(self.model, ins, client_timeout=self.conn.timeout_s)
 
+        t0 = time.perf_counter()
         res = self.conn.call(self.model, infer, inference=True)
+        self.latencies.append(time.perf_counter() - t0)
         return {s.name: res.as_numpy(s.name) for s in self.outputs}
 
 

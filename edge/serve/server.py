@@ -33,6 +33,15 @@ INSTALL_HINT = ("`make serve-venv` (a Python 3.8-3.13 venv `.venv-serve` with nv
                 "then `.venv-serve/bin/edge serve ...`")
 
 
+def _die_with_parent() -> None:
+    """In the child: SIGTERM when ``edge serve`` dies, even by SIGKILL (no orphaned server holding the ports)."""
+    try:
+        import ctypes
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGTERM)     # PR_SET_PDEATHSIG
+    except OSError:
+        pass
+
+
 @dataclass(frozen=True)
 class TritonDist:
     """Where the server files of the installed nvidia-pytriton wheel are."""
@@ -133,7 +142,7 @@ class TritonServer:
             out = open(self.log_path, "ab")
         self.proc = subprocess.Popen(self.command(dist, backends), env=server_env(dist), stdout=out,
                                      stderr=subprocess.STDOUT if out is not None else None, cwd=self.work,
-                                     start_new_session=True)
+                                     start_new_session=True, preexec_fn=_die_with_parent)
         self.wait_ready(timeout_s)
         return self
 
