@@ -34,6 +34,7 @@ log = logging.getLogger("edge.remote")
 
 #: gRPC status codes after which a request is retried (server down, restarting, or its model reloading)
 RETRY_CODES = ("StatusCode.UNAVAILABLE", "StatusCode.CANCELLED", "StatusCode.DEADLINE_EXCEEDED")
+MODEL_GONE = ("unknown model", "not ready", "no available versions", "is not found")
 BACKOFF_S, BACKOFF_MAX_S = 0.5, 8.0
 _WIRE = {"float32": "FP32", "float16": "FP16", "float64": "FP64", "int64": "INT64", "int32": "INT32",
          "int16": "INT16", "int8": "INT8", "uint8": "UINT8", "bool": "BOOL"}
@@ -110,8 +111,9 @@ class Connection:
             except self._exc as e:
                 status = str(e.status() or "")
                 msg = e.message() or str(e)
+                # a model that was there at load and is gone now: the server is stopping or reloading it
                 retryable = status in RETRY_CODES or "failed to connect" in msg.lower() or (
-                    "not ready" in msg.lower() or "unknown model" in msg.lower()) and t_fail is not None
+                    inference and any(m in msg.lower() for m in MODEL_GONE))
                 if not retryable:
                     raise ValueError(f"{what}: server refused the request: {msg.splitlines()[0]}") from None
                 now = time.monotonic()
