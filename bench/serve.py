@@ -128,6 +128,13 @@ class Server:
     def url(self):
         return f"grpc://127.0.0.1:{self.ports[0]}"
 
+    def batch_counts(self) -> dict:
+        """(requests, executions) per model from Triton's statistics: requests / executions = mean batch."""
+        import tritonclient.grpc as g
+        st = g.InferenceServerClient(self.url.split("//")[1]).get_inference_statistics(as_json=True)
+        return {m["name"]: (int(m["inference_stats"]["success"].get("count", 0)), int(m.get("execution_count", 0)))
+                for m in st.get("model_stats", [])}
+
     def cpu(self) -> float:
         return cpu_seconds(descendants(self.served.proc.pid)[1:])    # tritonserver + stubs, not edge serve
 
@@ -183,6 +190,7 @@ def trial(work: Path, mode: str, n: int, args, dirs, server: Server | None, tag:
              for i in range(procs_n)]
     wait_ready(procs)
     cpu0 = server.cpu() if server else 0.0
+    counts0 = server.batch_counts() if server else {}
     t0 = time.monotonic()
     for p, _ in procs:
         p.stdin.write("go\n")
@@ -191,6 +199,9 @@ def trial(work: Path, mode: str, n: int, args, dirs, server: Server | None, tag:
         p.wait(args.timeout)
     wall = time.monotonic() - t0
     cpu1 = server.cpu() if server else 0.0
+    counts1 = server.batch_counts() if server else {}
+    batch = {m: round((r - counts0.get(m, (0, 0))[0]) / max(e - counts0.get(m, (0, 0))[1], 1), 2)
+             for m, (r, e) in counts1.items()}
     res = [json.loads(o.read_text()) for p, o in procs]
     streams = [s for r in res for s in r["streams"]]
     frames = sum(s["processed"] for s in streams)
@@ -208,7 +219,7 @@ def trial(work: Path, mode: str, n: int, args, dirs, server: Server | None, tag:
             "request_ms": {net: pct(v) for net, v in req.items()},
             "client_cpu_s": round(sum(r["cpu_s"] for r in res), 2),
             "server_cpu_s": round(cpu1 - cpu0, 2), "server_cores": round((cpu1 - cpu0) / max(wall, 1e-9), 2),
-            "wall_s": round(wall, 2),
+            "wall_s": round(wall, 2), "server_mean_batch": batch,
             "remote_stats": [rem["stats"] for r in res for rem in r["remote"]]}
 
 
@@ -217,6 +228,8 @@ def median_row(trials: list[dict]) -> dict:
     row["throughput_fps"] = round(float(np.median([t["throughput_fps"] for t in trials])), 1)
     row["throughput_all"] = [round(t["throughput_fps"], 1) for t in trials]
     row["server_cores"] = round(float(np.median([t["server_cores"] for t in trials])), 2)
+    row["server_mean_batch"] = {m: round(float(np.mean([t["server_mean_batch"].get(m, 0) for t in trials])), 2)
+                                for m in trials[0].get("server_mean_batch", {})}
     return row
 
 
@@ -405,7 +418,8 @@ def markdown(meta, rows, goals, faults) -> str:
              "queueing). Request = client round trip per network call. Server cores = CPU time of tritonserver + "
              "stubs / wall time.", "",
              "| setup | streams | FPS | repeats | vs in-process (1 proc / N procs) | frame latency p50/p95/p99 ms "
-             "| request ms p50/p95/p99 | server cores |", "|---|---|---|---|---|---|---|---|"]
+             "| request ms p50/p95/p99 | server cores | server requests per engine call |",
+             "|---|---|---|---|---|---|---|---|---|"]
     for r in sorted(rows, key=lambda r: (r["streams"], r["mode"])):
         L = r["latency_ms"]
         req = "; ".join(f"{n} {v.get('p50', 0):.1f}/{v.get('p95', 0):.1f}/{v.get('p99', 0):.1f}"
@@ -414,7 +428,8 @@ def markdown(meta, rows, goals, faults) -> str:
               else "—")
         lines.append(f"| {MODE[r['mode']]} | {r['streams']} | {r['throughput_fps']:.1f} | {r['throughput_all']} | {vs} "
                      f"| {L.get('p50', 0):.0f}/{L.get('p95', 0):.0f}/{L.get('p99', 0):.0f} | {req} "
-                     f"| {r['server_cores'] if r['mode'] == 'remote' else '—'} |")
+                     f"| {r['server_cores'] if r['mode'] == 'remote' else '—'} "
+                     f"| {', '.join(f'{m} {b}' for m, b in r.get('server_mean_batch', {}).items()) or '—'} |")
     lines += ["", "Goals: " + "; ".join(f"{k}: {v}x" for k, v in goals.items()), ""]
     if faults:
         lines += ["## Faults", "", "```json", json.dumps(faults, indent=1), "```"]

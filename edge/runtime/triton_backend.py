@@ -6,7 +6,7 @@ manifest read back from the served model's ``edge_manifest`` parameter, so a cam
 engine files. Tensors travel with the manifest's names, dtypes and shapes (the batch axis included).
 
 When the server goes away (restart, network blip) a request is retried on a fresh channel with back-off
-(0.5 s doubling to 8 s, as live sources reconnect) until ``retry_s`` has passed; every network here is
+(0.5 s doubling to 2 s) until ``retry_s`` has passed; every network here is
 stateless, so resending is safe and no frame is lost or run twice. The wait is counted in ``RemoteStats``
 (``reconnects``, ``gap_s``), never hidden. A request the server refuses (wrong shape, dtype, missing input)
 raises ``ValueError`` with the server's one-line reason.
@@ -35,7 +35,8 @@ log = logging.getLogger("edge.remote")
 #: gRPC status codes after which a request is retried (server down, restarting, or its model reloading)
 RETRY_CODES = ("StatusCode.UNAVAILABLE", "StatusCode.CANCELLED", "StatusCode.DEADLINE_EXCEEDED")
 MODEL_GONE = ("unknown model", "not ready", "no available versions", "is not found")
-BACKOFF_S, BACKOFF_MAX_S = 0.5, 8.0
+# short cap: a restarted server is back in seconds, and every second waited after that is a longer gap
+BACKOFF_S, BACKOFF_MAX_S = 0.5, 2.0
 _WIRE = {"float32": "FP32", "float16": "FP16", "float64": "FP64", "int64": "INT64", "int32": "INT32",
          "int16": "INT16", "int8": "INT8", "uint8": "UINT8", "bool": "BOOL"}
 
