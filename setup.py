@@ -44,12 +44,16 @@ REFERENCE = [
 # shadow them with a different version than the engines are built with. (SBSA aarch64 servers: install the
 # tensorrt wheel by hand.)
 OFF_JETSON = "platform_machine != 'aarch64'"
+# Client of `edge serve` (`edge run --remote grpc://...`). The server side (nvidia-pytriton: tritonserver and
+# its Python backend, numpy<2) lives in its own venv: `make serve-venv`.
+SERVE = ["tritonclient[grpc]>=2.40"]
 EXTRAS = {
     "reference": REFERENCE,
     "tensorrt": [f"tensorrt>=10.3; {OFF_JETSON}", "pycuda>=2024.1"],
+    "serve": SERVE,
     # tensorrt_lean: the dev-time API and plugin-registration checks only (the runtime never imports it)
-    "dev": REFERENCE + ["pytest>=8", "pytest-timeout>=2.3", f"tensorrt_lean>=10.3; {OFF_JETSON}",
-            "import-linter>=2.1"],
+    "dev": REFERENCE + SERVE + ["pytest>=8", "pytest-timeout>=2.3", f"tensorrt_lean>=10.3; {OFF_JETSON}",
+                                "import-linter>=2.1"],
 }
 
 setup(

@@ -142,27 +142,38 @@ def _engine_path(x) -> str | None:
 def run(sources: PathLike | Sequence[PathLike], tracker: PathLike | EngineSet | None = None,
         init_box: Any = None, classifier: PathLike | EngineSet | None = None, out_video: PathLike | None = None,
         events: PathLike | None = None, max_frames: int | None = None,
-        on_event: Callable[[int, Event], None] | None = None, *, heatmap: bool = False,
-        window: int | None = None, stride: int | None = None, tracker_params: Mapping | None = None,
-        queue_size: int = 4, live_queue_size: int = 2, batch: int = 8, max_reconnects: int | None = None,
-        open_timeout: float | None = None, status_interval: float = 0.0, display: bool = False,
-        handle_signals: bool = False) -> RunSummary:
+        on_event: Callable[[int, Event], None] | None = None, *, handle_signals: bool = False,
+        **options) -> RunSummary:
     """Tracker and/or classifier engines on video files, image folders, cameras, URLs or GStreamer pipelines.
 
     ``init_box``: ``x,y,w,h`` (string or 4 numbers) for every source, or a list with one per source.
     ``on_event(stream, event)`` is called for every event as it happens (from the sink thread).
-    ``handle_signals``: the first SIGINT/SIGTERM stops cleanly (video finalised, events flushed); the CLI
-    sets it. Everything is validated before any engine loads or any thread starts."""
-    from edge.stream.run import RunPlan, execute
+    ``handle_signals``: the first SIGINT/SIGTERM/SIGHUP stops cleanly (video finalised, events flushed); the
+    CLI sets it. ``options`` (see ``run_plan``): ``heatmap``, ``window``, ``stride``, ``tracker_params``,
+    ``queue_size``, ``live_queue_size``, ``batch``, ``max_reconnects``, ``open_timeout``,
+    ``status_interval``, ``display``, ``remote`` (``grpc://HOST:PORT`` of an ``edge serve``: ``tracker`` /
+    ``classifier`` then name served models). Everything is validated before any engine loads or any
+    thread starts."""
+    from edge.stream.run import execute
+    plan = run_plan(sources, tracker, init_box, classifier, out_video, events, max_frames, **options)
+    return execute(plan, on_event=on_event, handle_signals=handle_signals)
+
+
+def run_plan(sources, tracker=None, init_box=None, classifier=None, out_video=None, events=None,
+             max_frames=None, *, heatmap: bool = False, window: int | None = None, stride: int | None = None,
+             tracker_params: Mapping | None = None, queue_size: int = 4, live_queue_size: int = 2,
+             batch: int = 8, max_reconnects: int | None = None, open_timeout: float | None = None,
+             status_interval: float = 0.0, display: bool = False, remote: str | None = None):
+    """The ``edge.stream.run.RunPlan`` of ``run``'s arguments (for callers that drive the pipeline)."""
+    from edge.stream.run import RunPlan
     srcs = [str(sources)] if isinstance(sources, (str, os.PathLike)) else [str(s) for s in sources]
-    plan = RunPlan(sources=srcs, tracker=_engine_path(tracker), init_boxes=_boxes(init_box, len(srcs)),
+    return RunPlan(sources=srcs, tracker=_engine_path(tracker), init_boxes=_boxes(init_box, len(srcs)),
                    classifier=_engine_path(classifier), out_video=None if out_video is None else str(out_video),
                    events=None if events is None else str(events), max_frames=max_frames, heatmap=heatmap,
                    window=window, stride=stride, tracker_params=dict(tracker_params or {}),
                    queue_size=queue_size, live_queue_size=live_queue_size, batch=batch,
                    max_reconnects=max_reconnects, open_timeout=open_timeout, status_interval=status_interval,
-                   display=display)
-    return execute(plan, on_event=on_event, handle_signals=handle_signals)
+                   display=display, remote=remote)
 
 
 def _boxes(init_box, n: int) -> list:

@@ -26,6 +26,8 @@ COMMANDS = {
     "run": "run tracker/classifier engines on live video or files (torch-free)",
     "bench": "FPS and accuracy of engines against the PyTorch reference",
     "demo": "the main job end to end on this machine's default target",
+    "serve": "serve engine folders on a Triton Inference Server (gRPC/HTTP, dynamic batching)",
+    "export-triton": "a Triton model repository (tensorrt_plan / onnxruntime) for a GPU server",
 }
 
 
@@ -44,7 +46,7 @@ def _interrupt_on(*signals) -> dict:
 
 
 def _module(name: str):
-    return importlib.import_module(f"edge.commands.{name}")
+    return importlib.import_module(f"edge.commands.{name.replace('-', '_')}")
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -151,6 +151,7 @@ class RunSummary:
     aborted: bool = False                # a second signal after the grace period (or SIGQUIT) cut it short
     peak_rss_mb: float | None = None
     torch_imported: bool = False
+    remote: tuple = ()                   # per `edge serve` connection: url, requests, reconnects, retries, gap_s
 
     @property
     def processed(self) -> int:

@@ -39,18 +39,25 @@ def add_arguments(p) -> None:
                    help="a live source that gives no frame within S seconds of the start is an error "
                         "(exit 2; default 15)")
     p.add_argument("--status-interval", type=float, default=1.0, help="seconds between status lines (0: off)")
+    p.add_argument("--remote", metavar="grpc://HOST:PORT",
+                   help="run the networks on an `edge serve` Triton server; --tracker/--classifier then name the "
+                        "served models (or a local engine folder whose manifest names them)")
+
+
+def run_kwargs(args) -> dict:
+    """``edge.api.run``'s arguments from the command line."""
+    return dict(sources=args.source, tracker=args.tracker, init_box=args.init_box, classifier=args.classifier,
+                out_video=args.out_video, events=args.events, max_frames=args.max_frames, heatmap=args.heatmap,
+                window=args.window, stride=args.stride,
+                tracker_params={"lost_threshold": args.lost_threshold} if args.lost_threshold is not None else None,
+                queue_size=args.queue_size, live_queue_size=args.live_queue_size, batch=args.batch,
+                max_reconnects=args.max_reconnects, open_timeout=args.open_timeout,
+                status_interval=args.status_interval, display=args.display, remote=args.remote)
 
 
 def run(args) -> int:
     import edge.api
-    summary = edge.api.run(
-        args.source, tracker=args.tracker, init_box=args.init_box, classifier=args.classifier,
-        out_video=args.out_video, events=args.events, max_frames=args.max_frames, heatmap=args.heatmap,
-        window=args.window, stride=args.stride,
-        tracker_params={"lost_threshold": args.lost_threshold} if args.lost_threshold is not None else None,
-        queue_size=args.queue_size, live_queue_size=args.live_queue_size, batch=args.batch,
-        max_reconnects=args.max_reconnects, open_timeout=args.open_timeout, status_interval=args.status_interval,
-        display=args.display, handle_signals=True)
+    summary = edge.api.run(**run_kwargs(args), handle_signals=True)
     print(report(summary), file=sys.stderr)
     if summary.aborted:
         print(f"edge run: aborted ({summary.stopped_by} repeated): frames in flight dropped, outputs finalised",
@@ -72,6 +79,8 @@ def report(summary) -> str:
         if not s.captured:
             lines.append(f"edge run: warning: stream {i} ({s.name}) delivered no frames")
     lines += [f"video: {p}" for p in summary.videos]
+    lines += [f"remote {r['url']}: {r['requests']} requests, {r['reconnects']} reconnects, {r['retries']} retries, "
+              f"waited {r['gap_s']:.2f} s" for r in summary.remote]
     if summary.events_path:
         lines.append(f"events: {summary.events_path} ({summary.events_lines} lines)")
     lines.append(f"peak RSS: {summary.peak_rss_mb:.1f} MB; torch imported: {'yes' if summary.torch_imported else 'no'}")

@@ -37,6 +37,7 @@ class RunPlan:
     open_timeout: float | None = None
     status_interval: float = 0.0
     display: bool = False
+    remote: str | None = None           # grpc://HOST:PORT of an `edge serve`: the networks run there
 
 
 class CallbackSink(Sink):
@@ -97,6 +98,19 @@ def check_outputs(plan: RunPlan) -> None:
                 raise UserError(f"{what} and {other} name the same file: each output needs its own path")
 
 
+def _engines(name: str, kind: str, remote: str | None):
+    """A model's engines: an engine folder here, or (``remote``) the networks an ``edge serve`` hosts, named
+    by their served model name or by a local engine folder whose manifest names them."""
+    if remote is None:
+        from edge.runtime import load_engines
+        return load_engines(name, kind=kind)
+    from edge.runtime.triton_backend import load_remote_engines
+    engines = load_remote_engines(remote, name)
+    if engines.kind != kind:
+        raise UserError(f"{remote} serves {name!r} as {engines.kind} engines, not {kind} engines")
+    return engines
+
+
 def prepare(plan: RunPlan, on_event: Callable[[int, Event], None] | None = None) -> Pipeline:
     """The pipeline of ``plan``: arguments, outputs, then sources, then engines (errors -> UserError)."""
     from edge.stream.sinks import DisplaySink, EventsSink, StatusSink, VideoSink
@@ -125,13 +139,12 @@ def prepare(plan: RunPlan, on_event: Callable[[int, Event], None] | None = None)
             clip_box(box, size)             # files: the same rule as live sources, before anything runs
         streams.append(StreamInput(src, box, spec))
     tracker = classifier = None
-    from edge.runtime import load_engines
     if plan.tracker:
         from edge.tracking.session import TrackerRuntime
-        tracker = TrackerRuntime(load_engines(plan.tracker, kind="tracker"), plan.tracker_params or None)
+        tracker = TrackerRuntime(_engines(plan.tracker, "tracker", plan.remote), plan.tracker_params or None)
     if plan.classifier:
         from edge.classify.runtime import ClassifierRuntime
-        classifier = ClassifierRuntime(load_engines(plan.classifier, kind="classifier"), window=plan.window,
+        classifier = ClassifierRuntime(_engines(plan.classifier, "classifier", plan.remote), window=plan.window,
                                        stride=plan.stride)
     pipe = Pipeline(streams, tracker=tracker, classifier=classifier, sinks=sinks, max_frames=plan.max_frames,
                     queue_size=plan.queue_size, live_queue_size=plan.live_queue_size, max_batch=plan.batch)
@@ -192,6 +205,8 @@ def execute(plan: RunPlan, on_event: Callable[[int, Event], None] | None = None,
     ev = next((s for s in pipe.sinks if isinstance(s, EventsSink)), None)
     import resource
     rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
+    conns = {id(c): c for rt in pipe.runtimes if (c := getattr(rt.engines, "connection", None)) is not None}
+    remote = tuple({"url": c.url, **c.stats.summary()} for c in conns.values())
     return RunSummary(tuple(summaries), videos, str(ev.path) if ev else None, ev.lines if ev else 0, stopped,
-                      aborted, round(rss, 1), "torch" in sys.modules)
+                      aborted, round(rss, 1), "torch" in sys.modules, remote)
 

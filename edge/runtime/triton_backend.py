@@ -1,0 +1,224 @@
+"""Engines behind a Triton Inference Server (``edge serve``), over gRPC (torch-free; needs ``.[serve]``).
+
+``load_remote_engines("grpc://127.0.0.1:8001", "tracker")`` gives the same ``Engines`` as
+``load_engines(ENGINE_DIR)``: one ``RemoteEngine`` per network (Triton model ``<model>_<network>``), the
+manifest read back from the served model's ``edge_manifest`` parameter, so a camera process needs no local
+engine files. Tensors travel with the manifest's names, dtypes and shapes (the batch axis included).
+
+When the server goes away (restart, network blip) a request is retried on a fresh channel with back-off
+(0.5 s doubling to 2 s) until ``retry_s`` has passed; every network here is
+stateless, so resending is safe and no frame is lost or run twice. The wait is counted in ``RemoteStats``
+(``reconnects``, ``gap_s``), never hidden. A request the server refuses (wrong shape, dtype, missing input)
+raises ``ValueError`` with the server's one-line reason.
+"""
+from __future__ import annotations
+
+import json
+import logging
+import threading
+import time
+from collections import deque
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Mapping
+from urllib.parse import urlparse
+
+import numpy as np
+
+from edge.errors import UserError
+from edge.runtime.base import Engines, TensorSpec
+from edge.runtime.triton_config import (PARAM_BACKEND, PARAM_MANIFEST, PARAM_MODEL, PARAM_PRECISION, manifest_model,
+                               model_name)
+
+log = logging.getLogger("edge.remote")
+
+#: gRPC status codes after which a request is retried (server down, restarting, or its model reloading)
+RETRY_CODES = ("StatusCode.UNAVAILABLE", "StatusCode.CANCELLED", "StatusCode.DEADLINE_EXCEEDED")
+MODEL_GONE = ("unknown model", "not ready", "no available versions", "is not found")
+# short cap: a restarted server is back in seconds, and every second waited after that is a longer gap
+BACKOFF_S, BACKOFF_MAX_S = 0.5, 2.0
+_WIRE = {"float32": "FP32", "float16": "FP16", "float64": "FP64", "int64": "INT64", "int32": "INT32",
+         "int16": "INT16", "int8": "INT8", "uint8": "UINT8", "bool": "BOOL"}
+
+
+def _grpc():
+    try:
+        import tritonclient.grpc as grpcclient
+        from tritonclient.utils import InferenceServerException
+    except ImportError:
+        raise UserError("--remote needs the Triton client: pip install '.[serve]' (tritonclient[grpc])") from None
+    return grpcclient, InferenceServerException
+
+
+def parse_url(url: str) -> str:
+    """``grpc://HOST:PORT`` (or ``HOST:PORT``) -> ``HOST:PORT``."""
+    u = urlparse(url if "://" in url else f"grpc://{url}")
+    if u.scheme != "grpc":
+        raise UserError(f"remote {url!r}: only grpc://HOST:PORT is supported")
+    if not u.hostname or not u.port:
+        raise UserError(f"remote {url!r}: expected grpc://HOST:PORT")
+    host = f"[{u.hostname}]" if ":" in u.hostname else u.hostname
+    return f"{host}:{u.port}"
+
+
+@dataclass
+class RemoteStats:
+    """Counts shared by the networks of one server connection."""
+    requests: int = 0            # inference requests answered
+    retries: int = 0
+    reconnects: int = 0          # outages survived (a success after >= 1 failed try)
+    gap_s: float = 0.0           # total time spent waiting for the server
+    gaps: list = field(default_factory=list)
+
+    def summary(self) -> dict:
+        return {"requests": self.requests, "retries": self.retries, "reconnects": self.reconnects,
+                "gap_s": round(self.gap_s, 3), "gaps_s": [round(g, 3) for g in self.gaps]}
+
+
+class Connection:
+    """One server address: a gRPC client per thread (recreated after an outage), retry policy, stats."""
+
+    def __init__(self, url: str, retry_s: float = 60.0, timeout_s: float = 30.0) -> None:
+        self.url, self.target = url, parse_url(url)
+        self.retry_s, self.timeout_s = float(retry_s), float(timeout_s)
+        self.stats = RemoteStats()
+        self._local = threading.local()
+        self._lock = threading.Lock()
+        self._grpc, self._exc = _grpc()
+
+    def client(self):
+        c = getattr(self._local, "client", None)
+        if c is None:
+            c = self._local.client = self._grpc.InferenceServerClient(self.target)
+        return c
+
+    def reset(self) -> None:
+        c = getattr(self._local, "client", None)
+        self._local.client = None
+        if c is not None:
+            try:
+                c.close()
+            except Exception:
+                pass
+
+    def call(self, what: str, fn, inference: bool = False):
+        """``fn(client)`` with retries on outages; a refusal raises ValueError (the server's reason).
+        ``inference``: count it in ``stats.requests``."""
+        t_fail = None
+        delay = BACKOFF_S
+        while True:
+            try:
+                out = fn(self.client())
+            except self._exc as e:
+                status = str(e.status() or "")
+                msg = e.message() or str(e)
+                # a model that was there at load and is gone now: the server is stopping or reloading it
+                retryable = status in RETRY_CODES or "failed to connect" in msg.lower() or (
+                    inference and any(m in msg.lower() for m in MODEL_GONE))
+                if not retryable:
+                    raise ValueError(f"{what}: server refused the request: {msg.splitlines()[0]}") from None
+                now = time.monotonic()
+                t_fail = now if t_fail is None else t_fail
+                if now - t_fail > self.retry_s:
+                    raise UserError(f"{what}: server {self.url} unreachable for {now - t_fail:.0f} s "
+                                    f"({msg.splitlines()[0]})") from None
+                with self._lock:
+                    self.stats.retries += 1
+                log.warning("%s: server %s unavailable (%s); retrying in %.1f s", what, self.url,
+                            msg.splitlines()[0][:120], delay)
+                self.reset()
+                time.sleep(delay)
+                delay = min(delay * 2, BACKOFF_MAX_S)
+                continue
+            with self._lock:
+                self.stats.requests += int(inference)
+                if t_fail is not None:
+                    gap = time.monotonic() - t_fail
+                    self.stats.reconnects += 1
+                    self.stats.gap_s += gap
+                    self.stats.gaps.append(gap)
+            if t_fail is not None:
+                log.warning("%s: server %s back after %.1f s", what, self.url, time.monotonic() - t_fail)
+            return out
+
+    def model_config(self, name: str) -> dict:
+        got = self.call(f"config of {name}", lambda c: c.get_model_config(name, as_json=True))
+        return got.get("config", got)
+
+    def model_names(self) -> list[str]:
+        index = self.call("repository index", lambda c: c.get_model_repository_index(as_json=True))
+        return [m["name"] for m in index.get("models", [])]
+
+
+class RemoteEngine:
+    """One network served by Triton: ``run(feeds) -> outputs`` as a local engine, over gRPC."""
+
+    backend = "triton"
+
+    def __init__(self, name: str, model: str, conn: Connection, inputs: list[TensorSpec],
+                 outputs: list[TensorSpec]) -> None:
+        self.name, self.model, self.conn = name, model, conn
+        self.inputs, self.outputs = list(inputs), list(outputs)
+        self._grpc = conn._grpc
+        self.latencies: deque = deque(maxlen=20000)      # seconds per answered request (retries included)
+
+    def run(self, feeds: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
+        missing = [s.name for s in self.inputs if s.name not in feeds]
+        if missing:
+            raise ValueError(f"{self.name}: missing inputs {missing} (expects {[s.name for s in self.inputs]})")
+        arrays = {s.name: np.ascontiguousarray(feeds[s.name], dtype=s.dtype) for s in self.inputs}
+        g = self._grpc
+
+        def infer(client):
+            ins = []
+            for s in self.inputs:              # built per try: a request never reuses a half-sent buffer
+                x = g.InferInput(s.name, list(arrays[s.name].shape), _WIRE[s.dtype])
+                x.set_data_from_numpy(arrays[s.name])
+                ins.append(x)
+            return client.infer(self.model, ins, client_timeout=self.conn.timeout_s)
+
+        t0 = time.perf_counter()
+        res = self.conn.call(self.model, infer, inference=True)
+        self.latencies.append(time.perf_counter() - t0)
+        return {s.name: res.as_numpy(s.name) for s in self.outputs}
+
+
+def _specs(entries) -> list[TensorSpec]:
+    return [TensorSpec(e["name"], tuple(e["shape"]), e["dtype"]) for e in entries]
+
+
+def _params(config: dict) -> dict[str, str]:
+    return {k: v.get("string_value", "") for k, v in (config.get("parameters") or {}).items()}
+
+
+def load_remote_engines(url: str, model: str, prefix: str | None = None, retry_s: float = 60.0,
+                        timeout_s: float = 30.0) -> Engines:
+    """The networks of ``model`` served at ``url`` (``grpc://HOST:PORT``) as ``Engines``.
+
+    ``model``: the served model name (``tracker``, ``classifier``, or the ``--prefix`` given to ``edge serve``),
+    or a local engine folder (its manifest names the model). ``prefix`` overrides the served name."""
+    path = Path(model)
+    if (path / "model.json").is_file():
+        from edge.fileio import read_json
+        model = manifest_model(read_json(path / "model.json", "engine manifest"), path)
+    name = prefix or model
+    conn = Connection(url, retry_s=retry_s, timeout_s=timeout_s)
+    served = [m for m in conn.model_names() if m.startswith(f"{name}_")]
+    manifest = None
+    for m in served:
+        params = _params(conn.model_config(m))
+        if PARAM_MANIFEST in params and params.get(PARAM_MODEL, name) == name:
+            manifest, backend, precision = json.loads(params[PARAM_MANIFEST]), params.get(PARAM_BACKEND), \
+                params.get(PARAM_PRECISION)
+            break
+    if manifest is None:
+        raise UserError(f"server {url} serves no edge model {name!r} (models: {', '.join(conn.model_names()) or 'none'})")
+    nets = {}
+    for net, spec in manifest["networks"].items():
+        served_name = model_name(model, net, prefix)
+        if served_name not in served:
+            raise UserError(f"server {url} lacks {served_name} (serves: {', '.join(served)})")
+        nets[net] = RemoteEngine(net, served_name, conn, _specs(spec["inputs"]), _specs(spec["outputs"]))
+    eng = Engines(nets, manifest, backend=f"triton({backend or '?'})", precision=precision or "fp32")
+    eng.connection = conn                       # stats for the caller (reconnects, gap)
+    return eng

@@ -1,0 +1,227 @@
+"""``edge serve`` (a real tritonserver on loopback) and ``edge run --remote``: every network through
+tritonclient equals the local engine, dynamic batching splits results back per request, malformed requests
+get an error while the server keeps serving, a remote run equals the local one, and a client survives a
+server restart (SIGTERM = clean stop) with the gap counted."""
+from __future__ import annotations
+
+import re
+import subprocess
+import sys
+import threading
+import time
+
+import numpy as np
+import pytest
+
+tritonclient = pytest.importorskip("tritonclient.grpc", reason="needs the serve extra: pip install '.[serve]'")
+from tritonclient.utils import InferenceServerException  # noqa: E402
+
+from edge.assets import video_clip  # noqa: E402
+from edge.runtime import load_engines  # noqa: E402
+from edge.runtime.feeds import fresh_feeds, load_examples  # noqa: E402
+from edge.runtime.triton_backend import load_remote_engines  # noqa: E402
+from fixtures.engines import build_standins  # noqa: E402
+from test_run_cli import RUNNER, jsonl  # noqa: E402
+from triton_helpers import serve_python, start_serve  # noqa: E402
+
+WIRE = {"float32": "FP32", "float64": "FP64", "int64": "INT64"}
+CLIP = video_clip("carphone_pristine.mp4")
+QUEUE_DELAY_US = 20000       # wide enough that concurrent test requests meet in one batch
+
+
+@pytest.fixture(scope="module")
+def serve_py():
+    py, why = serve_python()
+    if py is None:
+        pytest.skip(why)
+    return py
+
+
+@pytest.fixture(scope="module")
+def engines(tmp_path_factory):
+    return build_standins(tmp_path_factory.mktemp("triton_standins"))
+
+
+@pytest.fixture(scope="module")
+def server(serve_py, engines, tmp_path_factory):
+    s = start_serve(serve_py, [engines["tracker"], engines["classifier"]], tmp_path_factory.mktemp("triton_server"),
+                    extra=["--max-queue-delay-us", str(QUEUE_DELAY_US), "--max-batch", "8", "--threads", "1"])
+    yield s
+    s.stop()
+
+
+def infer(client, model, feeds, dtypes=None):
+    ins = []
+    for name, x in feeds.items():
+        i = tritonclient.InferInput(name, list(x.shape), (dtypes or {}).get(name, WIRE[str(x.dtype)]))
+        i.set_data_from_numpy(x)
+        ins.append(i)
+    return client.infer(model, ins)
+
+
+def test_every_network_served_as_model_network_equals_local(server, engines, rng):
+    client = tritonclient.InferenceServerClient(server.target)
+    names = {m["name"] for m in client.get_model_repository_index(as_json=True)["models"]}
+    assert names == {"tracker_template", "tracker_search", "classifier_encoder", "classifier_step"}
+    for model, d in engines.items():
+        local = load_engines(d)
+        for net, eng in local.networks.items():
+            meta = client.get_model_metadata(f"{model}_{net}", as_json=True)
+            assert [t["name"] for t in meta["inputs"]] == [s.name for s in eng.inputs]
+            assert [t["name"] for t in meta["outputs"]] == [s.name for s in eng.outputs]
+            cfg = client.get_model_config(f"{model}_{net}", as_json=True)["config"]
+            spec = local.manifest.raw["networks"][net]
+            batched = spec["inputs"][0]["shape"][0] == "batch"
+            assert (int(cfg.get("max_batch_size", 0)) > 0) == batched, net
+            assert ("dynamic_batching" in cfg) == batched, net
+            ex, _ = load_examples(d, net)
+            feeds = fresh_feeds(spec, ex, rng)
+            got = infer(client, f"{model}_{net}", feeds)
+            want = eng.run(feeds)
+            for k, v in want.items():
+                np.testing.assert_allclose(got.as_numpy(k), v, rtol=1e-5, atol=1e-6, err_msg=f"{net}.{k}")
+
+
+def test_concurrent_requests_batched_and_split_back(server, engines, rng):
+    local = load_engines(engines["classifier"])
+    spec = local.manifest.raw["networks"]["encoder"]
+    ex, _ = load_examples(engines["classifier"], "encoder")
+    n = 6
+    feeds = [fresh_feeds(spec, ex, rng, dims={"batch": 1 + i % 2}) for i in range(n)]    # batches of 1 and 2
+    before = _exec_counts(server, "classifier_encoder")
+    out, errors = [None] * n, []
+    barrier = threading.Barrier(n)
+
+    def one(i):
+        try:
+            client = tritonclient.InferenceServerClient(server.target)
+            barrier.wait(10)
+            out[i] = infer(client, "classifier_encoder", feeds[i])
+        except Exception as e:          # pragma: no cover - reported below
+            errors.append(e)
+
+    threads = [threading.Thread(target=one, args=(i,)) for i in range(n)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(60)
+    assert not errors, errors
+    for i in range(n):
+        want = local["encoder"].run(feeds[i])
+        for k, v in want.items():
+            assert out[i].as_numpy(k).shape == v.shape
+            np.testing.assert_allclose(out[i].as_numpy(k), v, rtol=1e-5, atol=1e-6)
+    reqs, execs = (a - b for a, b in zip(_exec_counts(server, "classifier_encoder"), before))
+    assert reqs == n and execs < n, (reqs, execs)        # some requests shared one engine call
+
+
+def _exec_counts(server, model) -> tuple[int, int]:
+    st = tritonclient.InferenceServerClient(server.target).get_inference_statistics(model, as_json=True)
+    m = st["model_stats"][0]
+    return int(m["inference_stats"]["success"].get("count", 0)), int(m.get("execution_count", 0))
+
+
+@pytest.mark.parametrize("fault", ["wrong_shape", "wrong_dtype", "missing_input", "batch_mismatch"])
+def test_malformed_request_gets_error_and_server_keeps_serving(server, engines, rng, fault):
+    client = tritonclient.InferenceServerClient(server.target)
+    local = load_engines(engines["classifier"])
+    ex, _ = load_examples(engines["classifier"], "step")
+    good = fresh_feeds(local.manifest.raw["networks"]["step"], ex, rng)
+    bad, dtypes = dict(good), None
+    if fault == "wrong_shape":
+        bad["features"] = np.zeros((1, 3, 10, 10), np.float32)
+    elif fault == "wrong_dtype":
+        bad["h"] = good["h"].astype(np.float64)
+    elif fault == "missing_input":
+        del bad["c"]
+    else:
+        bad["h"] = np.concatenate([good["h"]] * 2)
+    with pytest.raises(InferenceServerException) as e:
+        infer(client, "classifier_step", bad, dtypes)
+    msg = e.value.message()
+    assert msg and ("features" in msg or "h" in msg or "c" in msg or "batch" in msg), msg
+    got = infer(client, "classifier_step", good)          # the next request is served
+    np.testing.assert_allclose(got.as_numpy("logits"), local["step"].run(good)["logits"], rtol=1e-5, atol=1e-6)
+    # through the runtime's engine: one clear ValueError naming the server's reason
+    remote = load_remote_engines(server.url, "classifier")
+    if fault == "wrong_shape":
+        with pytest.raises(ValueError, match="server refused"):
+            remote["step"].run(bad)
+
+
+def test_remote_run_equals_local_run(server, engines, tmp_path):
+    box = "60,30,60,70"
+    common = ["--source", str(CLIP), "--tracker", str(engines["tracker"]), "--init-box", box,
+              "--classifier", str(engines["classifier"]), "--max-frames", "40", "--status-interval", "0"]
+    runs = {}
+    for mode in ("local", "remote"):
+        ev = tmp_path / f"{mode}.jsonl"
+        extra = ["--remote", server.url] if mode == "remote" else []
+        p = subprocess.run([sys.executable, "-c", RUNNER, "run", *common, "--events", str(ev), *extra],
+                           capture_output=True, text=True, timeout=300)
+        assert p.returncode == 0, p.stderr
+        assert "TORCH_LOADED False" in p.stderr
+        runs[mode] = (jsonl(ev), p.stderr)
+    (loc, _), (rem, err) = runs["local"], runs["remote"]
+    assert re.search(r"remote grpc://127\.0\.0\.1:\d+: \d+ requests, 0 reconnects", err), err
+    fl, fr = ([r for r in x if r["type"] == "frame"] for x in (loc, rem))
+    assert [r["frame"] for r in fr] == list(range(40)) == [r["frame"] for r in fl]
+    np.testing.assert_allclose([r["box"] for r in fr], [r["box"] for r in fl], atol=0.011)
+    assert [r["label"] for r in fr] == [r["label"] for r in fl]
+    assert [r["type"] for r in rem if r["type"] != "frame"] == [r["type"] for r in loc if r["type"] != "frame"]
+    assert any(r["label"] is not None for r in fr)       # windows were classified through the server
+
+
+def test_client_waits_through_server_restart(serve_py, engines, tmp_path, rng):
+    """SIGTERM stops ``edge serve`` cleanly (exit 0); a request made while it is down waits with back-off,
+    is answered by the restarted server, equals the local result and is counted as one reconnect."""
+    s1 = start_serve(serve_py, [engines["classifier"]], tmp_path / "a")
+    remote = load_remote_engines(s1.url, engines["classifier"], retry_s=120)
+    local = load_engines(engines["classifier"])
+    ex, _ = load_examples(engines["classifier"], "encoder")
+    feeds = fresh_feeds(local.manifest.raw["networks"]["encoder"], ex, rng)
+    remote["encoder"].run(feeds)
+    assert s1.stop() == 0                                  # SIGTERM: clean stop
+    assert "stopped" in s1.log.read_text()
+    holder = {}
+
+    def restart():
+        time.sleep(1.0)
+        holder["s2"] = start_serve(serve_py, [engines["classifier"]], tmp_path / "b", ports=(s1.grpc, s1.http, s1.metrics))
+
+    t = threading.Thread(target=restart)
+    t.start()
+    try:
+        t0 = time.monotonic()
+        got = remote["encoder"].run(feeds)               # blocks until the new server answers
+        waited = time.monotonic() - t0
+        t.join(200)
+        for k, v in local["encoder"].run(feeds).items():
+            np.testing.assert_allclose(got[k], v, rtol=1e-5, atol=1e-6)
+        st = remote.connection.stats
+        assert st.reconnects == 1 and st.retries >= 1 and 0.9 < st.gap_s <= waited + 0.1, st
+        assert st.requests == 2
+    finally:
+        t.join(200)
+        if "s2" in holder:
+            assert holder["s2"].stop() == 0
+
+
+def test_serve_without_triton_says_how_to_install(engines):
+    """Where nvidia-pytriton is missing (the device runtime's venv), ``edge serve`` exits 2 with one line
+    naming `make serve-venv`."""
+    import importlib.util
+    if importlib.util.find_spec("pytriton") is not None:
+        pytest.skip("nvidia-pytriton is installed in this venv")
+    p = subprocess.run([sys.executable, "-m", "edge.cli", "serve", str(engines["tracker"])], capture_output=True,
+                       text=True, timeout=60)
+    assert p.returncode == 2
+    assert "make serve-venv" in p.stderr and "Traceback" not in p.stderr
+
+
+def test_remote_unknown_model_is_one_line_error(server):
+    from edge.errors import UserError
+    with pytest.raises(UserError, match="serves no edge model 'nosuch'"):
+        load_remote_engines(server.url, "nosuch")
+    with pytest.raises(UserError, match="only grpc://"):
+        load_remote_engines("http://127.0.0.1:1", "tracker")
