@@ -25,7 +25,6 @@ from edge.models.registry import NetworkSpec
 from edge.runtime.feeds import fresh_feeds
 from edge.runtime.ort_backend import session
 from edge.fileio import atomic_write_bytes, atomic_write_json, sha256_bytes, sha256_file
-from edge.kernels import DOMAIN as CUSTOM_DOMAIN
 
 FORMAT = "edge-export/1"
 DEFAULT_OPSET = 17

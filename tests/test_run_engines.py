@@ -17,7 +17,8 @@ from edge.stream.pipeline import Pipeline, StreamInput
 from edge.stream.sources import open_source
 from edge.tracking import SiameseTracker
 from edge.tracking.session import TrackerRuntime
-from test_run_cli import RUNNER, jsonl, video_frames
+from fixtures.outputs import jsonl, video_frames
+from test_run_cli import RUNNER
 from fixtures.numpy_engines import read_clip
 from test_stream_pipeline import Collect
 
