@@ -13,7 +13,6 @@ from __future__ import annotations
 import tempfile
 from pathlib import Path
 
-
 import numpy as np
 import onnx
 import onnxruntime as ort
