@@ -28,6 +28,7 @@ CROP_SIZE = 160          # search/template crop side (px); multiple of 16
 TAPS = (6, 13)           # MobileNetV2 stages: 32 ch stride 8, 96 ch stride 16
 POOLED = (4, 4)          # RoiPool output per level
 NUM_CANDIDATES = 256     # fixed candidate count of the runtime (the network accepts any R)
+UNTRAINED = "imagenet"    # build_tracker(weights=UNTRAINED): frozen ImageNet features, no tracking training
 MAX_TEMPLATE_BOXES = 128 # template rows at init: target + box-regression samples (TrackerParams.regression_samples)
 
 
@@ -113,9 +114,10 @@ class SearchNet(nn.Module):
 
 
 def build_tracker(weights: str | None = None, crop_size: int = CROP_SIZE) -> SINT:
-    """SINT on the offline ImageNet MobileNetV2, or a SINT state dict file (``weights_only=True``)."""
+    """SINT on the offline ImageNet MobileNetV2, or a SINT state dict file (``weights_only=True``).
+    ``weights="imagenet"``: the untrained tracker (frozen ImageNet features only)."""
     from edge.models.mobilenet_v2 import load_state_dict_file
-    if weights is None:
+    if weights is None or weights == UNTRAINED:
         return SINT(mobilenet_v2_imagenet(), crop_size).eval()
     model = SINT(MobileNetV2(), crop_size)
     state = load_state_dict_file(weights)
