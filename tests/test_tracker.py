@@ -65,7 +65,8 @@ def test_split_equals_unsplit(model, engines, rng):
 
 
 def test_score_is_sum_of_level_cosines(model, rng):
-    """Independent recomputation: ImageNet MobileNetV2 taps + the RoiPool oracle + cosines by hand."""
+    """Independent recomputation: ImageNet MobileNetV2 taps + the adapters by hand + the RoiPool oracle +
+    cosines by hand."""
     s = model.crop_size
     img_t = rng.uniform(0, 255, (1, 3, s, s)).astype(np.float32)
     img_s = rng.uniform(0, 255, (1, 3, s, s)).astype(np.float32)
@@ -74,11 +75,23 @@ def test_score_is_sum_of_level_cosines(model, rng):
     mean = np.array(IMAGENET_MEAN, np.float32).reshape(1, 3, 1, 1) * 255
     std = np.array(IMAGENET_STD, np.float32).reshape(1, 3, 1, 1) * 255
 
+    def adapter(m, a):
+        """The trained adapter by hand: per position x + W2 relu(W1 x + b1) + b2 (1x1 convolutions)."""
+        if a is None:
+            return m
+        w1, b1 = a.expand.weight[:, :, 0, 0].numpy(), a.expand.bias.numpy()
+        w2, b2 = a.project.weight[:, :, 0, 0].numpy(), a.project.bias.numpy()
+        x = m.numpy()
+        hid = np.maximum(np.einsum("kc,ncij->nkij", w1, x) + b1[None, :, None, None], 0)
+        return torch.from_numpy(x + np.einsum("ck,nkij->ncij", w2, hid) + b2[None, :, None, None])
+
+    adapters = list(model.adapters) if model.adapters is not None else [None] * len(model.taps)
+
     def feats(img, r):
         with torch.no_grad():
             maps = net.forward_taps(torch.from_numpy((img - mean) / std), model.taps)
-            return [roi_pool_math(m, r, model.pooled, 1.0 / STAGES[t][1]).flatten(1).numpy().astype(np.float64)
-                    for m, t in zip(maps, model.taps)]
+            return [roi_pool_math(adapter(m, a), r, model.pooled, 1.0 / STAGES[t][1]).flatten(1).numpy()
+                    .astype(np.float64) for m, a, t in zip(maps, adapters, model.taps)]
     want = np.zeros(len(rois))
     for a, b in zip(feats(img_t, box), feats(img_s, rois)):
         want += (b @ a[0]) / (np.linalg.norm(b, axis=1) * np.linalg.norm(a[0]))

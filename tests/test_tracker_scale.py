@@ -31,14 +31,20 @@ def test_scale_boxes_are_centred_geometric():
     np.testing.assert_allclose(boxes[:, :2] + boxes[:, 2:] / 2, np.repeat([[30, 35]], 5, 0))
 
 
-@pytest.mark.parametrize("around", [0.7, 1.0, pytest.param(1.5, marks=pytest.mark.xfail(
-    strict=True, reason="untrained ImageNet tracker: an inflated box keeps its size (k = +4); fixed by training"))])
+@pytest.mark.parametrize("around", [0.7, 1.0, 1.5])
 def test_best_scale_within_one_step_of_truth(engines, rng, around):
-    best = []
-    for _ in range(4):
+    """The score's bias over scale: the best scale of the mean score profile over 6 random targets is within one
+    step of the truth (untrained tracker around a 1.5x box: +4 steps, measured over 48 targets). A single
+    target's best moves by up to 2-3 steps either way (bench/tracker_scale_bias.py), so that is not asserted."""
+    profiles, best = [], []
+    for _ in range(6):
         seed, ratio = int(rng.integers(0, 100_000)), float(rng.choice([0.5, 1.0, 2.0]))
         fa, ba, fb, bb = known_size_pair(seed, ratio, height=48.0)
         prof = scale_profile(SiameseTracker(engines), fa, ba, fb, bb, STEP, 8, around)
         print(f"seed {seed} ratio {ratio} around {around}: best k {prof['best_k']}")
+        profiles.append(prof["scores"])
         best.append(prof["best_k"])
-    assert np.median(np.abs(best)) <= 1, best
+    k = np.asarray(prof["k"])
+    bias = int(k[int(np.argmax(np.mean(profiles, 0)))])
+    print(f"around {around}: best k of the mean profile {bias}, per target {best}")
+    assert abs(bias) <= 1

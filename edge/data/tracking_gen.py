@@ -37,6 +37,7 @@ class GeneratedSequence:
     frames: list[np.ndarray]               # HxWx3 uint8 BGR
     boxes: np.ndarray                      # [N, 4] float x, y, w, h
     events: dict = field(default_factory=dict)
+    distractors: np.ndarray | None = None  # [N, 4] the look-alike's box per frame (NaN: none); not written
 
 
 def _photo(name: str) -> np.ndarray:
@@ -285,6 +286,7 @@ def render_sequence(seed: int, length: int = 100, scale: float = 1.0, name: str 
         events["fast_segments"] = [list(s) for s in fast_segments]
 
     frames = []
+    dis_boxes = np.full((length, 4), np.nan)
     for i in range(length):
         f = bg[i].astype(np.float32)
         if "CS" in attrs:                                        # background shakes with the camera
@@ -298,6 +300,7 @@ def render_sequence(seed: int, length: int = 100, scale: float = 1.0, name: str 
             a = ang + 0.03 * (i - t_close)
             dc = c + dist * np.array([np.cos(a), np.sin(a)])
             _paste(f, dis_tex, (dc[0] - w / 2, dc[1] - h / 2, w, h))
+            dis_boxes[i] = (dc[0] - w / 2, dc[1] - h / 2, w, h)
         v = boxes[min(i + 1, length - 1), :2] - boxes[max(i - 1, 0), :2]
         in_fast = any(a <= i < b for a, b in fast_segments)
         blur = _blur_kernel(v[0], v[1], 1.2 * np.hypot(*v) / 2) if "MB" in attrs and in_fast else None
@@ -310,7 +313,7 @@ def render_sequence(seed: int, length: int = 100, scale: float = 1.0, name: str 
             _paste(f, occ_tex, (ox, boxes[i, 1] - 0.15 * h, ow, oh))
         f *= light[i][None, None]
         frames.append(np.clip(f + 0.5, 0, 255).astype(np.uint8))
-    return GeneratedSequence(name or f"gen{seed:04d}", frames, boxes, events)
+    return GeneratedSequence(name or f"gen{seed:04d}", frames, boxes, events, dis_boxes)
 
 
 def known_size_pair(seed: int, ratio: float, height: float = 48.0, photos: tuple[str, ...] | None = None,

@@ -49,8 +49,10 @@ class SiameseTracker:
 
     def __init__(self, engines: Engines, params: TrackerParams | Mapping | None = None):
         self.engines = engines
-        self.params = params if isinstance(params, TrackerParams) else TrackerParams.from_dict(params)
         cfg = engines.config
+        # the model's own defaults (manifest config ``tracker_params``, from its checkpoint) under explicit ones
+        self.params = (params if isinstance(params, TrackerParams)
+                       else TrackerParams.from_dict({**(cfg.get("tracker_params") or {}), **dict(params or {})}))
         io = cfg.get("networks", DEFAULT_IO)
         self._t_in, self._t_out = io["template"]["inputs"], io["template"]["outputs"][0]
         self._s_in, self._s_out = io["search"]["inputs"], io["search"]["outputs"][0]
