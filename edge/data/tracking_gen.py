@@ -41,6 +41,14 @@ class GeneratedSequence:
 
 
 def _photo(name: str) -> np.ndarray:
+    """A scikit-image photo by name, or ``mpl:<file>`` from matplotlib's sample data (BGR uint8)."""
+    if name.startswith("mpl:"):
+        import matplotlib
+        path = Path(matplotlib.get_data_path()) / "sample_data" / name[4:]
+        img = cv2.imread(str(path), cv2.IMREAD_COLOR)
+        if img is None:
+            raise FileNotFoundError(f"matplotlib sample image {name[4:]} not found")
+        return img
     import skimage.data
     img = getattr(skimage.data, name)()
     if isinstance(img, tuple):  # stereo_motorcycle: (left, right, disparity)

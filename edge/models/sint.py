@@ -31,7 +31,11 @@ CROP_SIZE = 160          # search/template crop side (px); multiple of 16
 TAPS = (6, 13)           # MobileNetV2 stages: 32 ch stride 8, 96 ch stride 16
 POOLED = (4, 4)          # RoiPool output per level
 NUM_CANDIDATES = 256     # fixed candidate count of the runtime (the network accepts any R)
-DEFAULT_WEIGHTS = Path(__file__).resolve().parents[1] / "weights" / "tracker.pt"
+DEFAULT_WEIGHTS = Path(__file__).resolve().parents[1] / "weights" / "tracker.pt"   # the default, when shipped
+# the SINT-trained adapters (edge.models.train_tracker; edge/weights/tracker.md): NOT the default, because on the
+# hard benchmark they track worse than the untrained tracker (AUC 0.526 vs 0.578; unseen textures 0.630 vs
+# 0.662). Renaming this file to tracker.pt makes it the default of build_tracker() and `edge export tracker`.
+TRAINED_WEIGHTS = DEFAULT_WEIGHTS.with_name("tracker_adapters.pt")
 UNTRAINED = "imagenet"    # build_tracker(weights=UNTRAINED): frozen ImageNet features, no tracking training
 MAX_TEMPLATE_BOXES = 128 # template rows at init: target + box-regression samples (TrackerParams.regression_samples)
 
@@ -190,7 +194,7 @@ def load_checkpoint(path: str | Path) -> tuple[dict, dict]:
 
 def build_tracker(weights: str | Path | None = None, crop_size: int = CROP_SIZE) -> SINT:
     """The tracker in eval mode. ``weights=None``: the shipped checkpoint ``edge/weights/tracker.pt`` (the
-    untrained tracker if that file is absent); ``"imagenet"``: the untrained tracker (frozen ImageNet
+    untrained tracker if that file is absent, as now: see ``TRAINED_WEIGHTS``); ``"imagenet"``: the untrained tracker (frozen ImageNet
     features, no adapters: the tracker before issue 10); a path: a tracker checkpoint (trained adapters +
     meta, ``weights_only=True``) or a full SINT state dict. The trunk always comes from the offline ImageNet
     file."""

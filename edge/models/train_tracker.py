@@ -3,7 +3,7 @@ IoU > 0.7, negatives IoU < 0.5, marginal contrastive loss on L2-normalised featu
 frozen; what is trained are the two light adapters on the tapped maps before RoiPool (``edge.models.sint.Adapter``),
 so the exported networks, the RoiPool op and the template/search split are unchanged.
 
-    python -m edge.models.train_tracker --out edge/weights/tracker.pt
+    python -m edge.models.train_tracker --out edge/weights/tracker_adapters.pt
 
 Data (training split of ``edge.data.splits`` only: never a test background video or a test target texture),
 with exact ground truth:
@@ -394,7 +394,7 @@ def build_pairs(n_seq: int, per_seq: int, n_photo: int, n_video: int, seed: int,
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description="Train the SINT tracker's adapters (contrastive, SINT pairs).")
-    ap.add_argument("--out", default="edge/weights/tracker.pt")
+    ap.add_argument("--out", default="edge/weights/tracker_adapters.pt")
     ap.add_argument("--sequences", type=int, default=120, help="generated training-split sequences")
     ap.add_argument("--pairs-per-sequence", type=int, default=16)
     ap.add_argument("--photo-pairs", type=int, default=1500)
