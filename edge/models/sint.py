@@ -37,6 +37,7 @@ DEFAULT_WEIGHTS = Path(__file__).resolve().parents[1] / "weights" / "tracker.pt"
 # 0.662). Renaming this file to tracker.pt makes it the default of build_tracker() and `edge export tracker`.
 TRAINED_WEIGHTS = DEFAULT_WEIGHTS.with_name("tracker_adapters.pt")
 UNTRAINED = "imagenet"    # build_tracker(weights=UNTRAINED): frozen ImageNet features, no tracking training
+NAMED_WEIGHTS = (UNTRAINED,)   # `edge export tracker --weights imagenet` takes the name, not a file
 MAX_TEMPLATE_BOXES = 128 # template rows at init: target + box-regression samples (TrackerParams.regression_samples)
 
 
