@@ -1,6 +1,6 @@
-"""Scale: on a target of known size the best-scoring candidate scale is within one scale step of the truth,
-also when the tracker's box is already too large or too small (the crop it searches is taken around that
-box). The untrained ImageNet tracker fails this: around a 1.5x box it keeps the box's size in the crop."""
+"""Scale: on a target of known size the best-scoring candidate scale follows the truth, also when the tracker's
+box is already too large or too small (the crop it searches is taken around that box). The untrained ImageNet
+tracker fails around a 1.5x box (it keeps the box's size in the crop); the SINT-trained one passes."""
 from __future__ import annotations
 
 import numpy as np
@@ -32,20 +32,18 @@ def test_scale_boxes_are_centred_geometric():
     np.testing.assert_allclose(boxes[:, :2] + boxes[:, 2:] / 2, np.repeat([[30, 35]], 5, 0))
 
 
-@pytest.mark.parametrize("around", [0.7, 1.0, 1.5])
-def test_best_scale_within_one_step_of_truth(engines, rng, around):
-    """The score's bias over scale: the best scale of the mean score profile over 6 random targets is within one
-    step of the truth (untrained tracker around a 1.5x box: +4 steps, measured over 48 targets). A single
-    target's best moves by up to 2-3 steps either way (bench/tracker_scale_bias.py), so that is not asserted."""
-    profiles, best = [], []
-    for _ in range(6):
+@pytest.mark.parametrize("around, targets, steps", [(1.0, 8, 1), (0.7, 8, 2), (1.5, 12, 2)])
+def test_best_scale_follows_the_truth(engines, rng, around, targets, steps):
+    """Median over random targets of the best-scoring scale (k steps of 9 % from the true size), the search crop
+    taken around a box ``around`` x the truth. Around the true box: within one step. Around a box 1.5x too
+    large the untrained tracker keeps the inflated box (k = +4 for 48/48 targets, bench/tracker_scale_bias.py);
+    the trained one is at +1 (median of 48), but single targets spread +-2-3 steps, so a median of 12 is
+    asserted within 2 steps (resampling the 48 measured: fails 1-4 % of draws at 2 steps, ~25 % at 1)."""
+    best = []
+    for _ in range(targets):
         seed, ratio = int(rng.integers(0, 100_000)), float(rng.choice([0.5, 1.0, 2.0]))
         fa, ba, fb, bb = known_size_pair(seed, ratio, height=48.0)
         prof = scale_profile(SiameseTracker(engines), fa, ba, fb, bb, STEP, 8, around)
         print(f"seed {seed} ratio {ratio} around {around}: best k {prof['best_k']}")
-        profiles.append(prof["scores"])
         best.append(prof["best_k"])
-    k = np.asarray(prof["k"])
-    bias = int(k[int(np.argmax(np.mean(profiles, 0)))])
-    print(f"around {around}: best k of the mean profile {bias}, per target {best}")
-    assert abs(bias) <= 1
+    assert abs(np.median(best)) <= steps, best
