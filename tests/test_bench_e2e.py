@@ -39,9 +39,9 @@ def test_bench_end_to_end(engines, tmp_path, capsys):
     rep = json.loads((tmp_path / "r.json").read_text())
     assert rep["status"] == "pass" and set(rep["models"]) == {"tracker", "classifier"}
     for model, sec in rep["models"].items():
-        names = [r["name"] for r in sec["rows"]]
+        names = [r["name"] for r in sec["rows"] if not r.get("anchor")]
         assert names == ["pytorch", "onnxruntime-plain", f"{model}-cpu-fp32"], names
-        for r in sec["rows"][1:]:
+        for r in sec["rows"][1:3]:
             # same weights, fp32: identical decisions on identical inputs, tiny errors
             assert r["numerics"]["top1_agreement"] == 1.0 and r["numerics"]["max_abs_err"] < 1e-3
             assert r["verdict"]["status"] == "pass", r["verdict"]
@@ -50,6 +50,10 @@ def test_bench_end_to_end(engines, tmp_path, capsys):
         assert eng_row["vs_baseline"]["end_to_end"] == pytest.approx(
             eng_row["speed"]["end_to_end"]["fps"] / base_row["speed"]["end_to_end"]["fps"])
     trk = rep["models"]["tracker"]["rows"]
+    anchor = [r for r in trk if r.get("anchor")]                        # OpenCV rows after ours, no verdict
+    assert [r["name"] for r in anchor][-1] == "OpenCV MIL" and trk[3:] == anchor
+    assert all(r["verdict"]["status"] == "anchor" and 0 <= r["task"]["auc"] <= 1 for r in anchor)
+    assert set(trk[0]["task"]["attributes"]) == set(anchor[0]["task"]["attributes"])
     ref_task, eng_task = trk[0]["task"], trk[2]["task"]
     assert len(ref_task["success_curve"]) == 21 and len(ref_task["precision_curve"]) == 51
     assert ref_task["auc"] == pytest.approx(np.mean(ref_task["success_curve"]))
@@ -62,7 +66,7 @@ def test_bench_end_to_end(engines, tmp_path, capsys):
     md = (tmp_path / "r.md").read_text()
     assert md == printed and "| tracker-cpu-fp32 |" in md
     assert sorted(p.name for p in (tmp_path / "plots").iterdir()) == [
-        "classifier_latency.png", "fps.png", "tracker_latency.png", "tracker_otb.png"]
+        "classifier_latency.png", "fps.png", "tracker_attributes.png", "tracker_latency.png", "tracker_otb.png"]
 
 
 def test_bench_exit_codes(engines, tmp_path, capsys):

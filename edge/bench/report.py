@@ -97,11 +97,28 @@ def markdown(report: dict) -> str:
             status = v.get("status", "ref")
             cells.append(status + (": " + "; ".join(v["failures"]) if v.get("failures") else ""))
             lines.append("| " + " | ".join(str(c) for c in cells) + " |")
+        lines += attribute_table(m)
         for note in m.get("notes", []):
             lines += ["", f"- {note}"]
         lines.append("")
     lines.append(f"Overall: **{report.get('status', '?')}**")
     return "\n".join(lines) + "\n"
+
+
+def attribute_table(section: dict) -> list[str]:
+    """Markdown lines: success AUC per attribute tag (columns) for every tracker row with tagged sequences."""
+    rows = [r for r in section.get("rows", []) if ((r.get("task") or {}).get("attributes"))]
+    if not rows:
+        return []
+    tags = sorted({t for r in rows for t in r["task"]["attributes"]})
+    counts = {t: next(r["task"]["attributes"][t]["sequences"] for r in rows if t in r["task"]["attributes"])
+              for t in tags}
+    out = ["", "AUC per attribute (sequences):", "",
+           "| Row | " + " | ".join(f"{t} ({counts[t]})" for t in tags) + " |", "|---|" + "---|" * len(tags)]
+    for r in rows:
+        a = r["task"]["attributes"]
+        out.append(f"| {r['name']} | " + " | ".join(_f((a.get(t) or {}).get("auc")) for t in tags) + " |")
+    return out
 
 
 def write(report: dict, json_path: str | Path | None = None, md_path: str | Path | None = None) -> None:

@@ -93,7 +93,7 @@ def run_suite(engine_dirs: Sequence[str], data: Sequence[str] = (), tolerances_f
               samples: int = 200, max_sequences: int | None = None, max_frames: int | None = None,
               max_clips: int | None = None, cache: str = "out/bench/data", json_path: str | None = None,
               md_path: str | None = None, plots_dir: str | None = None,
-              log: Callable[[str], None] = print) -> tuple[dict, str]:
+              log: Callable[[str], None] = print, anchors: bool = True) -> tuple[dict, str]:
     """Benchmark every model found in ``engine_dirs``; returns (report, "pass" | "fail")."""
     tol = tolerances.load(tolerances_file)
     settings = runner.Settings(threads=threads, min_s=duration, samples=samples, tolerances=tol)
@@ -153,6 +153,9 @@ def run_suite(engine_dirs: Sequence[str], data: Sequence[str] = (), tolerances_f
                 row["verdict"] = {**row["verdict"], "status": "fail",
                                   "failures": [msg, *row["verdict"].get("failures", [])]}
         section["notes"] = notes + section["notes"]
+        if anchors and model == "tracker" and task is not None:   # OpenCV CSRT/KCF/MIL, same sequences
+            from edge.bench import anchors as anchor_rows
+            anchor_rows.add_to_section(section, task.sequences, log)
         models[model] = section
 
     status = runner.overall(models)
