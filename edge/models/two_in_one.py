@@ -45,7 +45,7 @@ except ImportError:  # pragma: no cover
         dynamic_axes: dict = field(default_factory=dict)
         profile: dict | None = None
 
-CLASSES = ("idle", "pass_by", "take", "put_back", "sit_down", "fall")
+CLASSES = ("none", "idle", "pass_by", "take", "put_back", "sit_down", "fall")   # = edge.data.actions.CLASSES
 DEFAULT_WEIGHTS = Path(__file__).resolve().parents[1] / "weights" / "classifier.pt"
 CAM_SCALE = 0.05               # initial CAM softmax temperature factor
 MOD_STAGE, TAP_STAGE = 3, 6   # modulate after stage 3 (24 ch, stride 4); features from stage 6 (32 ch, /8)
