@@ -462,6 +462,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--calibrate", action="store_true",
                     help="fit temperature + open-set rule of the saved --out/--noflow-out on the val split, "
                          "validate the alarm rules on val streams, write the tables (edge/weights/classifier.md)")
+    ap.add_argument("--val-streams", type=int, default=70,
+                    help="--calibrate: validation streams (25 frames, an action inside) to replay the alarm rules on")
     ap.add_argument("--note", default=None, help="--calibrate: Markdown note to write (default: <out>.md)")
     ap.add_argument("--window-lengths", default=None, metavar="K,K,...",
                     help="--resume: train each batch on the last k frames (k drawn per batch from this list)")
