@@ -1,6 +1,5 @@
 """The false-alarm benchmark task (edge.bench.alarms): the same events as `edge run`'s pipeline on the same
 footage, counted per hour, units resumable row by row, and the tolerance that engines match the count."""
-import numpy as np
 import pytest
 
 from edge.bench import tolerances

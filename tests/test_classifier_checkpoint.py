@@ -53,3 +53,35 @@ def test_committed_classifier_beats_chance_on_fresh_clips(fresh_batch):
     print(f"two-in-one accuracy on {len(fresh_batch[2])} fresh clips: {acc:.3f} (chance {1 / len(CLASSES):.3f})")
     # chance is 1/6: >= 11 of 18 right has probability < 1e-4 for a guesser
     assert acc >= 0.6
+
+
+def test_committed_checkpoints_carry_their_calibration():
+    """Temperature and open-set rule fitted on validation data travel in the checkpoint and the manifest."""
+    from edge.classify.decision import Calibration
+    from edge.models.two_in_one import config
+    for path, use_flow in ((DEFAULT_WEIGHTS, True), (NOFLOW, False)):
+        model = build_classifier(path, use_flow=use_flow)
+        cal = Calibration.from_config(config(model)["calibration"])
+        assert cal.temperature != 1.0 and cal.ood.rule != "none"
+        ev = model.meta["evaluation"]
+        assert ev["ece"]["test"]["after"] < ev["ece"]["test"]["before"]
+
+
+def test_open_set_rule_rejects_a_clip_of_pure_background_noise(rng):
+    """Gaussian-noise frames (nothing in them): the committed model's decision through the torch-free
+    runtime is 'unknown' or 'none', and a noise stream through edge run's protocol raises no alarm."""
+    from edge.classify.decision import UNKNOWN
+    from edge.classify.runtime import ClassifierRuntime
+    from edge.models.registry import torch_engines
+    rt = ClassifierRuntime(torch_engines("classifier", threads=1))
+    frames = np.clip(rng.normal(128, 50, (17, 160, 160, 3)), 0, 255).astype(np.uint8)
+    stream, labels, events = rt.new_stream(), [], []
+    for k, f in enumerate(frames):
+        feats, att = rt.encode([rt.prepare(stream, f)])[0]
+        win = rt.push(stream, feats, att)
+        if win is not None:
+            res, ev = rt.result(stream, rt.classify([win])[0], k)
+            labels.append((res.label, res.rejected))
+            events += ev
+    assert labels and all(lab in (UNKNOWN, "none") for lab, _ in labels), labels
+    assert not [e for e in events if e.get("alarm")]

@@ -245,7 +245,79 @@ def calibrate_and_ship(args, out: Path, noflow_out: Path, cache: Path | None) ->
         save_checkpoint(models[name], path, meta)
     record = {"results": res, "paired": paired, "seconds": round(time.time() - t_all, 1),
               "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())}
-    rec_path = Path(args.note or out.with_suffix(".md")).with_suffix(".calibration.json")
+    note = Path(args.note or out.with_suffix(".md"))
+    rec_path = note.with_suffix(".calibration.json")
     rec_path.write_text(json.dumps(record, indent=1, default=float))
+    write_note(note, record, {k: m.meta for k, m in models.items()})
     log(f"wrote calibration into {out}, {noflow_out}; record {rec_path} ({time.time() - t_all:.0f} s)")
     return 0
+
+
+def write_note(path: Path, record: dict, metas: dict) -> None:
+    """The tables of ``--calibrate`` as Markdown (the recipe and held-back results are added by hand)."""
+    res, paired = record["results"], record["paired"]
+    names = {"flow": "two-in-one (`classifier.pt`)", "noflow": "no flow (`classifier_noflow.pt`)"}
+    f3 = lambda v: "—" if v is None else f"{v:.3f}"  # noqa: E731
+    lines = ["## Validation-fitted calibration, open-set rule and alarm rules (`--calibrate`)", "",
+             f"{record['date']}, {record['seconds']:.0f} s. Everything below is fitted or chosen on the validation "
+             "split (generated clips over VAL sources, VAL real footage, synthetic noise); test clips are only "
+             "reported.", "",
+             "| model | test top-1 (95 % Wilson) | val top-1 | take/put_back | idle/pass_by | sit_down/fall | "
+             "best epoch / epochs | train s |", "|---|---|---|---|---|---|---|---|"]
+    for k in ("flow", "noflow"):
+        r, tr = res[k], metas[k].get("training", {})
+        p = r["test"]["pairs"]
+        lines.append(f"| {names[k]} | **{r['test']['top1']:.3f}** [{r['test']['ci95'][0]:.3f}, "
+                     f"{r['test']['ci95'][1]:.3f}] (n = {r['test']['n']}) | {r['val_top1']:.3f} | "
+                     f"{p['take/put_back']:.3f} | {p['idle/pass_by']:.3f} | {p['sit_down/fall']:.3f} | "
+                     f"{tr.get('best_epoch', '?')} / {tr.get('epochs_run', '?')} | {tr.get('train_seconds', 0):.0f} |")
+    lines += ["", f"Paired on the same {res['flow']['test']['n']} test clips at the deployed window T = "
+              f"{paired['window']}: two-in-one - no flow = {paired['diff']:+.3f} (95 % bootstrap "
+              f"[{paired['boot95'][0]:+.3f}, {paired['boot95'][1]:+.3f}]); only no-flow right "
+              f"{paired['only_noflow']}, only two-in-one right {paired['only_flow']}; exact McNemar p = "
+              f"{paired['mcnemar_p']:.3g}.", "",
+              "Confusion of the two-in-one model on the test clips (rows true, columns predicted; "
+              + ", ".join(CLASSES) + "): `" + json.dumps(res["flow"]["test"]["confusion"]) + "`", "",
+              "### Calibration (temperature scaling on the validation split)", "",
+              "| model | T | ECE val before -> after | ECE test before -> after | NLL test before -> after |",
+              "|---|---|---|---|---|"]
+    for k in ("flow", "noflow"):
+        e = res[k]["ece"]
+        lines.append(f"| {names[k]} | {res[k]['temperature']:.3f} | {e['val']['before']:.3f} -> "
+                     f"**{e['val']['after']:.3f}** | {e['test']['before']:.3f} -> **{e['test']['after']:.3f}** | "
+                     f"{e['test']['nll_before']:.3f} -> {e['test']['nll_after']:.3f} |")
+    lines += ["", "ECE: 15 equal-width confidence bins, top label.", "",
+              "### Open-set rule: which one works (threshold keeps 95 % of the correctly classified validation clips)",
+              "", "| model | rule | threshold | test correct kept | test top-1 after rule | noise clips rejected | "
+              "AUROC test-correct vs noise | VAL real windows rejected | VAL real alarm windows | noise alarm windows |",
+              "|---|---|---|---|---|---|---|---|---|---|"]
+    for k in ("flow", "noflow"):
+        for rule, c in res[k]["ood_comparison"].items():
+            mark = " (shipped)" if rule == res[k]["ood_rule"] else ""
+            lines.append(f"| {names[k]} | {rule}{mark} | {f3(c['threshold'])} | {c['test_correct_accepted']:.3f} | "
+                         f"{c['test_top1_after_rule']:.3f} | {c['noise_rejected']:.3f} | "
+                         f"{f3(c['auroc_test_correct_vs_noise'])} | {f3(c['val_real_rejected'])} | "
+                         f"{c['val_real_alarm_windows']} / {c['val_real_windows']} | {c['noise_alarm_windows']} |")
+    lines += ["", "Noise: 48 clips of pure noise (i.i.d. Gaussian frames, a static noise image, flickering colour "
+              "blocks). VAL real windows: the VAL real videos streamed as `edge run` does (a window every 4 frames). "
+              "An alarm window: the decision is an alarm class with calibrated probability >= its `start` in "
+              "`edge/data/alarms.json`. Choice: most noise rejected, then fewest VAL real alarm windows, then AUROC.",
+              "", "### Alarm rules replayed on validation streams (25 frames, the action somewhere inside; "
+              "windows every 4 frames, the shipped rules and hysteresis)", "",
+              "| class | streams | two-in-one: event recall | two-in-one: wrong alarms | no flow: event recall | "
+              "no flow: wrong alarms |", "|---|---|---|---|---|---|"]
+    for c in CLASSES:
+        a, b = res["flow"]["val_streams"][c], res["noflow"]["val_streams"][c]
+        lines.append(f"| {c} | {a['streams']} | {f3(a['recall'])} | {a['false_alarms']} | {f3(b['recall'])} | "
+                     f"{b['false_alarms']} |")
+    lines += ["", "Events on the VAL real footage (streamed): two-in-one " + json.dumps(res["flow"]["val_real_events"])
+              + "; no flow " + json.dumps(res["noflow"]["val_real_events"]), ""]
+    text = path.read_text() if path.is_file() else ""
+    marker = "## Validation-fitted calibration"
+    head = text.split(marker)[0].rstrip("\n")
+    tail = ""
+    if marker in text and "\n## " in text.split(marker, 1)[1]:
+        tail = "\n## " + text.split(marker, 1)[1].split("\n## ", 1)[1]
+    atomic = path.with_suffix(".md.tmp")
+    atomic.write_text((head + "\n\n" if head else "") + "\n".join(lines) + tail.rstrip("\n") + "\n")
+    atomic.replace(path)

@@ -11,8 +11,14 @@ the CAM of the unmodulated RGB stream. Two models are trained with the same reci
 2. **two-in-one**: starts from the no-flow model's trained parts and adds the motion-condition branch
    (trained together with all new parts; gradients run through the frozen stages 4..6).
 
-Model selection by validation accuracy; test accuracy reported for both. Writes the two-in-one checkpoint
-(``--out``), the no-flow one (``--noflow-out``) and a Markdown note next to ``--out``.
+Each model trains with a cosine LR over its wall-clock budget (``--time-budget-noflow``, ``--time-budget``); the
+best validation epoch is kept. Writes the two-in-one checkpoint (``--out``) and the no-flow one
+(``--noflow-out``), uncalibrated; then ``--calibrate`` (``edge.models.classifier_calibration``) fits temperature
+and open-set rule on the validation split, replays the alarm rules on validation streams, reports the test
+split (top-1, paired McNemar test) and writes them into both checkpoints and the Markdown note.
+
+Data splits (``edge.data.actions``): train clips use only the training real sources, val the validation ones
+(``edge.data.real_sources``); held-back real footage is never read by training or calibration.
 
 ``--resume --resume-out P`` continues training the saved ``--out`` checkpoint (cosine LR over ``--time-budget``
 seconds of wall clock; ``--window-lengths 1,2,4,8`` trains each batch on the last k frames, k drawn per batch,
@@ -146,38 +152,6 @@ def _train_batch(model: TwoInOne, opt: torch.optim.Optimizer, train_data, idx: t
     loss.backward()
     opt.step()
     return float(loss.detach()) * len(idx)
-
-
-def train(model: TwoInOne, train_data, val_data, epochs: int, lr: float, bs: int, seed: int, tag: str,
-          time_budget: float) -> dict:
-    """Adam on the trainable parts; keeps the best-validation state. Returns the training record."""
-    g = torch.Generator().manual_seed(seed)
-    params = [p for p in model.parameters() if p.requires_grad]
-    opt = torch.optim.AdamW(params, lr=lr, weight_decay=5e-3)
-    sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, max(1, epochs))
-    n = len(train_data["label"])
-    best = (-1.0, None, -1)
-    t_start = time.time()
-    history = []
-    for ep in range(epochs):
-        model.train()
-        perm = torch.randperm(n, generator=g)
-        total, t0 = 0.0, time.time()
-        for i in range(0, n, bs):
-            idx = perm[i:i + bs]
-            total += _train_batch(model, opt, train_data, idx)
-        sched.step()
-        val_acc, _ = evaluate(model, val_data)
-        history.append({"epoch": ep + 1, "loss": total / n, "val_acc": val_acc})
-        log(f"{tag} epoch {ep + 1}/{epochs}: loss {total / n:.3f}  val {val_acc:.3f}  ({time.time() - t0:.0f} s)")
-        if val_acc > best[0]:
-            best = (val_acc, copy.deepcopy(model.trained_state()), ep + 1)
-        if time.time() - t_start > time_budget:
-            log(f"{tag}: time budget {time_budget:.0f} s reached after epoch {ep + 1}")
-            break
-    model.load_state_dict(best[1], strict=False)
-    return {"best_val_acc": best[0], "best_epoch": best[2], "epochs_run": len(history),
-            "train_seconds": round(time.time() - t_start, 1), "history": history}
 
 
 @torch.no_grad()
@@ -395,43 +369,6 @@ def pair_accuracy(conf: np.ndarray) -> dict[str, float]:
     return out
 
 
-def write_note(path: Path, record: dict) -> None:
-    r = record
-    lines = [
-        "# Sample classifier checkpoint (`classifier.pt`)",
-        "",
-        f"Made by `{r['command']}` on {r['date']} ({r['threads']} CPU threads, shared machine), "
-        f"total {r['total_seconds']:.0f} s.",
-        "",
-        f"- Model: two-in-one stream (`edge.models.two_in_one`), input {r['config']['size']} px, "
-        f"T = {r['config']['clip_len']} steps, features {r['config']['reduce']} ch, ConvLSTM hidden "
-        f"{r['config']['hidden']} ch, {r['trained_params']} trained parameters; ImageNet MobileNetV2 backbone "
-        "frozen and NOT stored here (loaded from the offline weights package).",
-        f"- Data: `edge.data.actions` fixed splits, train {r['counts']['train']} / val {r['counts']['val']} / "
-        f"test {r['counts']['test']} clips, classes {', '.join(CLASSES)} (balanced).",
-        "- Recipe: AdamW, cosine LR, cross entropy on the last step; best validation epoch kept. The no-flow "
-        "ablation (gamma = beta = 0) trains first; the two-in-one model starts from its trained parts and adds "
-        "the motion-condition branch.",
-        "",
-        "| model | val acc | test acc | take/put_back | idle/pass_by | sit_down/fall | epochs | train s |",
-        "|---|---|---|---|---|---|---|---|",
-    ]
-    for name in ("noflow", "flow"):
-        m = r["results"][name]
-        p = m["test_pairs"]
-        lines.append(f"| {'two-in-one (flow)' if name == 'flow' else 'same, no flow'} | {m['best_val_acc']:.3f} | "
-                     f"{m['test_acc']:.3f} | {p['take/put_back']:.3f} | {p['idle/pass_by']:.3f} | "
-                     f"{p['sit_down/fall']:.3f} | {m['best_epoch']}/{m['epochs_run']} | {m['train_seconds']:.0f} |")
-    lines += ["", "Pair columns: accuracy on the two classes' test clips with the prediction restricted to those "
-              "two classes. Chance: 1/6 overall, 1/2 per pair.", "",
-              "Test confusion (rows true, columns predicted; order " + ", ".join(CLASSES) + "):", ""]
-    for name in ("noflow", "flow"):
-        lines.append(f"- {name}: `{json.dumps(r['results'][name]['test_confusion'])}`")
-    tmp = path.with_suffix(".md.tmp")
-    tmp.write_text("\n".join(lines) + "\n")
-    tmp.replace(path)
-
-
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--out", default="edge/weights/classifier.pt")
@@ -439,8 +376,6 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--train", type=int, default=2000)
     ap.add_argument("--val", type=int, default=400)
     ap.add_argument("--test", type=int, default=480)
-    ap.add_argument("--epochs-noflow", type=int, default=30)
-    ap.add_argument("--epochs-flow", type=int, default=6)
     ap.add_argument("--lr", type=float, default=2e-3)
     ap.add_argument("--batch", type=int, default=16)
     ap.add_argument("--seed", type=int, default=0)
@@ -471,7 +406,6 @@ def main(argv: list[str] | None = None) -> int:
                     help="--compare: window lengths (last k frames) to evaluate")
     args = ap.parse_args(argv)
     torch.set_num_threads(args.threads)
-    t_all = time.time()
     out = Path(args.out)
     noflow_out = Path(args.noflow_out) if args.noflow_out else out.with_name(out.stem + "_noflow.pt")
     cache = Path(args.cache) if args.cache else None
