@@ -181,3 +181,13 @@ def test_events_carry_calibrated_scores():
         assert r.label_score < float(softmax(logits.astype(np.float64)).max())     # T > 1 softens
     assert starts and all(0 < e["score"] < 1 and e["alarm"] is False for e in starts)
     assert any(e["score"] == pytest.approx(sink.results[e["frame"]].label_score) for e in starts)
+
+
+def test_shipped_rules_apply_to_a_model_with_other_classes():
+    """The shipped file on a model without some of its classes (strict=False, what export does); a user's
+    file naming a class the model lacks stays an error."""
+    rules = load_alarm_rules(None, ["idle", "fall", "wave"], strict=False)
+    assert rules["fall"].alarm and rules["fall"].start == load_alarm_rules(None, CLASSES)["fall"].start
+    assert not rules["idle"].event and rules["wave"] == AlarmRule()
+    with pytest.raises(ValueError, match="unknown class 'none'"):
+        load_alarm_rules(None, ["idle", "fall", "wave"])

@@ -85,11 +85,8 @@ class AlarmTask:
         from edge.classify.runtime import ClassifierRuntime
         cfg = engines.config or {}
         alarms = None
-        if not cfg.get("alarms"):          # an export without rules: the shipped file, if it fits the classes
-            try:
-                alarms = load_alarm_rules(None, cfg.get("classes") or [])
-            except ValueError:
-                alarms = None
+        if not cfg.get("alarms") and cfg.get("classes"):   # an export without rules: the shipped file's
+            alarms = load_alarm_rules(None, cfg["classes"], strict=False)
         return ClassifierRuntime(engines, alarms=alarms)
 
     def run_unit(self, engines: Engines, i: int) -> tuple:

@@ -220,11 +220,13 @@ def _rule(raw, base: AlarmRule, where: str) -> AlarmRule:
     return rule
 
 
-def load_alarm_rules(source: str | Path | Mapping | None, classes: Sequence[str]) -> dict[str, AlarmRule]:
+def load_alarm_rules(source: str | Path | Mapping | None, classes: Sequence[str],
+                     strict: bool = True) -> dict[str, AlarmRule]:
     """Validated per-class rules for ``classes`` from a file path, an already parsed object, or None (the
     shipped ``edge/data/alarms.json``). Layout: ``{"default": {...}, "classes": {name: {...}}}``; classes the
     file does not name get ``default`` (background-like names never start events). Any unknown class, key
-    or out-of-range value is a one-line ``ValueError``."""
+    or out-of-range value is a one-line ``ValueError``; ``strict=False`` ignores rules for classes the model
+    does not have (the shipped file applied to a model with other classes), still validating their values."""
     where = "alarm rules"
     if source is None or isinstance(source, (str, Path)):
         path = Path(source) if source is not None else DEFAULT_ALARMS
@@ -249,8 +251,10 @@ def load_alarm_rules(source: str | Path | Mapping | None, classes: Sequence[str]
         raise ValueError(f"{where}: 'classes' must map class names to rules")
     classes = list(classes)
     extra = [c for c in per if c not in classes]
-    if extra:
+    if extra and strict:
         raise ValueError(f"{where}: unknown class {extra[0]!r} (model classes: {', '.join(classes)})")
+    for c in extra:
+        _rule(per[c], default, f"{where}: {c}")
     rules = {}
     for c in classes:
         base = default if c.lower() not in BACKGROUND else AlarmRule(**{**asdict(default), "event": False,

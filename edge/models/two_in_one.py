@@ -289,6 +289,6 @@ def config(model: TwoInOne) -> dict:
         # torch-free decision constants (edge.classify.decision): temperature + open-set rule fitted on the
         # validation split (absent in an uncalibrated checkpoint: T = 1, no rule), per-class alarm rules
         "calibration": Calibration.from_config(model.meta.get("calibration")).to_config(),
-        "alarms": rules_to_config(load_alarm_rules(None, cfg.classes)),
+        "alarms": rules_to_config(load_alarm_rules(None, cfg.classes, strict=False)),
         "meta": {k: v for k, v in model.meta.items() if k not in ("config", "calibration", "evaluation")},
     }
