@@ -76,3 +76,13 @@ def test_held_back_footage_is_the_held_back_list():
     assert got and all(f"video:{f.name}" in HELD_BACK for f in got)
     assert [len(f.frames) for f in got] == [5] * len(got) and got[0].fps > 0
     assert LABELS
+
+
+def test_an_export_without_rules_gets_the_shipped_ones():
+    """A manifest with no ``alarms`` (an older export) is judged by edge/data/alarms.json for its classes."""
+    from edge.classify.decision import load_alarm_rules
+    e = classifier_engines(window=4, stride=2)
+    task = AlarmTask([Footage("a", read_clip(CLIP)[:12], 25.0)], "a")
+    rt = task._runtime(e)
+    assert rt.decider.rules == load_alarm_rules(None, LABELS, strict=False)
+    assert task.run(e).metrics["alarm_windows"] == 5

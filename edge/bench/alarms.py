@@ -81,12 +81,12 @@ class AlarmTask:
         return self.finish([self.run_unit(engines, i) for i in range(self.units)])
 
     def _runtime(self, engines: Engines):
-        from edge.classify.decision import load_alarm_rules
+        from edge.classify.decision import load_alarm_rules, rules_to_config
         from edge.classify.runtime import ClassifierRuntime
         cfg = engines.config or {}
         alarms = None
         if not cfg.get("alarms") and cfg.get("classes"):   # an export without rules: the shipped file's
-            alarms = load_alarm_rules(None, cfg["classes"], strict=False)
+            alarms = rules_to_config(load_alarm_rules(None, cfg["classes"], strict=False))
         return ClassifierRuntime(engines, alarms=alarms)
 
     def run_unit(self, engines: Engines, i: int) -> tuple:
