@@ -83,11 +83,10 @@ class AlarmTask:
     def _runtime(self, engines: Engines):
         from edge.classify.decision import load_alarm_rules, rules_to_config
         from edge.classify.runtime import ClassifierRuntime
-        cfg = engines.config or {}
-        alarms = None
-        if not cfg.get("alarms") and cfg.get("classes"):   # an export without rules: the shipped file's
-            alarms = rules_to_config(load_alarm_rules(None, cfg["classes"], strict=False))
-        return ClassifierRuntime(engines, alarms=alarms)
+        rt = ClassifierRuntime(engines)
+        if not (engines.config or {}).get("alarms") and rt.labels:   # an export without rules: the shipped file
+            rt = ClassifierRuntime(engines, alarms=rules_to_config(load_alarm_rules(None, rt.labels, strict=False)))
+        return rt
 
     def run_unit(self, engines: Engines, i: int) -> tuple:
         """Frames ``start:stop`` of one video: (video, frames, events, window labels, per-frame times)."""
