@@ -98,7 +98,8 @@ class _Candidate:
             self.stages, segs = split_at_roi_pool(onnx.load_from_string(src))
             self.seg_bytes = {k: optimize_offline(m.SerializeToString(), threads) for k, m in segs.items()}
             self.split = SplitEngine(net_name, self.stages,
-                                     {k: session(b, threads) for k, b in self.seg_bytes.items()}, ins, outs)
+                                     {k: session(b, threads) for k, b in self.seg_bytes.items()}, ins, outs,
+                                     threads)
 
     def forms(self) -> dict[str, object]:
         """Engines by candidate key: ``onnxruntime_<p>`` (one graph), ``onnxruntime+numba_split_<p>``."""

@@ -38,6 +38,7 @@ class RunPlan:
     status_interval: float = 0.0
     display: bool = False
     remote: str | None = None           # grpc://HOST:PORT of an `edge serve`: the networks run there
+    threads: int | None = None          # onnxruntime intra-op threads per engine (None: see engine_threads)
 
 
 class CallbackSink(Sink):
@@ -64,6 +65,8 @@ def _check(plan: RunPlan) -> None:
                          ("--max-reconnects", plan.max_reconnects, 0)):
         if v is not None and (not isinstance(v, int) or v < low):
             raise UserError(f"{what} must be an integer >= {low}, got {v!r}")
+    if plan.threads is not None and (not isinstance(plan.threads, int) or plan.threads < 1):
+        raise UserError(f"--threads must be an integer >= 1, got {plan.threads!r}")
     if plan.open_timeout is not None and not plan.open_timeout > 0:
         raise UserError(f"--open-timeout must be > 0 seconds, got {plan.open_timeout}")
     if plan.tracker and not plan.init_boxes:
@@ -98,12 +101,24 @@ def check_outputs(plan: RunPlan) -> None:
                 raise UserError(f"{what} and {other} name the same file: each output needs its own path")
 
 
-def _engines(name: str, kind: str, remote: str | None):
+def engine_threads(engine_dir: str | Path, models: int) -> int | None:
+    """Intra-op threads for a CPU engine when ``models`` models step at once (``Pipeline``'s concurrent
+    models): the build's thread count shared among them (at least 1); None for other backends. Measured with
+    both models on 2 cores (``bench/profile_run.py``): 2 threads each spend about twice the CPU per frame of
+    1 thread each (worker threads spin inside every run), for no more frames per second."""
+    from edge.runtime import fingerprint as fpr
+    fp = fpr.read(Path(engine_dir))
+    if fp.backend != "onnxruntime":
+        return None
+    return max(1, (fp.session.threads or os.cpu_count() or 1) // max(1, models))
+
+
+def _engines(name: str, kind: str, remote: str | None, threads: int | None = None, models: int = 1):
     """A model's engines: an engine folder here, or (``remote``) the networks an ``edge serve`` hosts, named
     by their served model name or by a local engine folder whose manifest names them."""
     if remote is None:
         from edge.runtime import load_engines
-        return load_engines(name, kind=kind)
+        return load_engines(name, kind=kind, threads=threads or engine_threads(name, models))
     from edge.runtime.triton_backend import load_remote_engines
     engines = load_remote_engines(remote, name)
     if engines.kind != kind:
@@ -139,13 +154,15 @@ def prepare(plan: RunPlan, on_event: Callable[[int, Event], None] | None = None)
             clip_box(box, size)             # files: the same rule as live sources, before anything runs
         streams.append(StreamInput(src, box, spec))
     tracker = classifier = None
+    models = int(bool(plan.tracker)) + int(bool(plan.classifier))      # they step concurrently
     if plan.tracker:
         from edge.tracking.session import TrackerRuntime
-        tracker = TrackerRuntime(_engines(plan.tracker, "tracker", plan.remote), plan.tracker_params or None)
+        tracker = TrackerRuntime(_engines(plan.tracker, "tracker", plan.remote, plan.threads, models),
+                                 plan.tracker_params or None)
     if plan.classifier:
         from edge.classify.runtime import ClassifierRuntime
-        classifier = ClassifierRuntime(_engines(plan.classifier, "classifier", plan.remote), window=plan.window,
-                                       stride=plan.stride)
+        classifier = ClassifierRuntime(_engines(plan.classifier, "classifier", plan.remote, plan.threads, models),
+                                       window=plan.window, stride=plan.stride)
     pipe = Pipeline(streams, tracker=tracker, classifier=classifier, sinks=sinks, max_frames=plan.max_frames,
                     queue_size=plan.queue_size, live_queue_size=plan.live_queue_size, max_batch=plan.batch)
     if plan.display:
