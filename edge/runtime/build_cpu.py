@@ -20,6 +20,7 @@ import onnxruntime as ort
 
 from edge.errors import UserError
 from edge.runtime.feeds import load_examples
+from edge.runtime.graph_cleanup import clean
 from edge.fileio import atomic_write_bytes, sha256_bytes
 from edge.runtime.ort_backend import OrtEngine, SplitEngine, net_specs as specs, session
 from edge.runtime.precision import PAYS_RATIO, int8_pays
@@ -89,13 +90,15 @@ class _Candidate:
                  roi_kernel: str):
         self.precision, self.src, self.desc = precision, src, desc
         ins, outs = specs(net)
-        self.opt = optimize_offline(src, threads)
+        model, self.cleanups = clean(onnx.load_from_string(src))     # exact rewrites (edge.runtime.graph_cleanup)
+        graph = model.SerializeToString() if self.cleanups else src
+        self.opt = optimize_offline(graph, threads)
         self.whole = OrtEngine(net_name, session(self.opt, threads), ins, outs)
         num_rois = next((e["example_shape"][0] for e in net["inputs"] if "roi" in e["name"].lower()), None)
-        self.try_split, self.why = roi_decision(onnx.load_from_string(src), roi_kernel, num_rois)
+        self.try_split, self.why = roi_decision(model, roi_kernel, num_rois)
         self.split = self.stages = self.seg_bytes = None
         if self.try_split:
-            self.stages, segs = split_at_roi_pool(onnx.load_from_string(src))
+            self.stages, segs = split_at_roi_pool(model)
             self.seg_bytes = {k: optimize_offline(m.SerializeToString(), threads) for k, m in segs.items()}
             self.split = SplitEngine(net_name, self.stages,
                                      {k: session(b, threads) for k, b in self.seg_bytes.items()}, ins, outs,
@@ -153,6 +156,8 @@ def build_network(export_dir: Path, out_dir: Path, net_name: str, net: dict, pre
     entry = {"kind": "onnxruntime", "precision": p, "source": chosen.desc,
              "source_sha256": sha256_bytes(chosen.src), "onnx_sha256": net.get("sha256"),
              "roi_kernel_decision": chosen.why}
+    if chosen.cleanups:
+        entry["graph_cleanups"] = dict(chosen.cleanups)
     engine = chosen.whole
     if chosen.split is not None:
         t_whole, t_split = timings[f"onnxruntime_{p}"], timings[f"onnxruntime+numba_split_{p}"]
