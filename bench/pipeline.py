@@ -56,7 +56,8 @@ def build_engines(work: Path) -> dict[str, Path]:
 
 def make_pipeline(n, clip, frames, trk, cls, sinks=(), box=None):
     from edge.tracking.session import TrackerRuntime
-    streams = [StreamInput(open_source(str(clip)), box, f"s{i}") for i in range(n)]
+    from edge.stream.sources import decode_threads
+    streams = [StreamInput(open_source(str(clip), decode_threads=decode_threads(n)), box, f"s{i}") for i in range(n)]
     return Pipeline(streams, tracker=TrackerRuntime(trk) if trk is not None else None,
                     classifier=ClassifierRuntime(cls) if cls is not None else None, sinks=list(sinks),
                     max_frames=frames, max_batch=max(8, n))
@@ -88,13 +89,14 @@ def stages_alone(n, clip, frames, trk, cls, box, tmp: Path) -> dict:
 
 
 def _stages_alone(n, clip, frames, trk, cls, box, tmp: Path) -> dict:
+    from edge.stream.sources import decode_threads
     res, cpu = {}, {}
     # capture
     c0 = time.process_time()
     t0 = time.perf_counter()
     decoded = []
     for s in range(n):
-        src = open_source(str(clip))
+        src = open_source(str(clip), decode_threads=decode_threads(n))
         stop = threading.Event()
         imgs = []
         for img, ts, _ in src.frames(stop):

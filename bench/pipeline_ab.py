@@ -85,12 +85,14 @@ def main(argv=None) -> int:
     lines = [f"# `edge run` pipeline A/B ({meta['date']}, {args.rounds} interleaved rounds, {args.frames} frames "
              f"per stream, {meta['cores']} cores)", "", f"base `{trees['base']}`, candidate `{ROOT}`; load average "
              f"before each run: " + ", ".join(f"{k} {[x['load'] for x in v]}" for k, v in runs.items()), "",
-             "| streams | base FPS | candidate FPS | x | base CPU ms/frame alone | candidate | x | base e2e CPU | candidate |",
+             "| streams | base FPS | candidate FPS | x | base CPU ms/frame alone | candidate | x "
+             "| base e2e CPU | candidate |",
              "|---|---|---|---|---|---|---|---|---|"]
     for n in args.streams:
         b, c = summary["base"][n], summary["candidate"][n]
         lines.append(f"| {n} | {b['fps']:.1f} | {c['fps']:.1f} | {ratio[n]['fps']:.2f} | {b['cpu_ms_alone']:.2f} | "
-                     f"{c['cpu_ms_alone']:.2f} | {ratio[n]['cpu_ms_alone']:.2f} | {b['cpu_ms_e2e']:.2f} | {c['cpu_ms_e2e']:.2f} |")
+                     f"{c['cpu_ms_alone']:.2f} | {ratio[n]['cpu_ms_alone']:.2f} | {b['cpu_ms_e2e']:.2f} "
+                     f"| {c['cpu_ms_e2e']:.2f} |")
     atomic_write_bytes(out / "pipeline_ab.md", ("\n".join(lines) + "\n").encode())
     print("\n".join(lines[4:]))
     print(f"wrote {out / 'pipeline_ab.json'} and {out / 'pipeline_ab.md'}")

@@ -14,7 +14,8 @@ Three views, each for every ``--threads`` setting (onnxruntime intra-op threads 
    drawing, video encoding, events.
 2. **Threads, end to end**: the threaded ``Pipeline`` (capture -> prep -> infer -> overlay video + events);
    CPU seconds of each stage thread at its end (``time.thread_time``) and of the native workers
-   (onnxruntime / numba / OpenCV: process CPU minus the Python threads), per frame; queueing and
+   (onnxruntime / numba / OpenCV: process CPU minus the Python threads), per frame; the models step
+   concurrently there as in ``edge run`` (alone they step one after the other); queueing and
    thread-switch overhead = end-to-end CPU minus the stages alone.
 3. **Functions** (cProfile of the inference stage alone, exclusive time per frame, top 30), and with
    ``--py-spy`` a native sampling profile of the end-to-end run (``py-spy record --native``; top frames by
@@ -238,6 +239,7 @@ def stages_alone(n, clip, frames, trk, cls, box, tmp: Path, sec: Sections, prof:
         return work
     work = clocked("prep", prep)
     pipe.q_out = queue.Queue()
+    pipe.concurrent_models = False     # one model at a time here: process CPU per section stays attributable
 
     def infer():
         if prof is not None:
@@ -386,18 +388,21 @@ def profile(args, threads: int, work: Path) -> dict:
     alone = median_dicts(alone_runs)
     e2e = median_dicts(e2e_runs)
     cpu_alone = sum(v["cpu_ms"] for v in alone.values())
+    engines_ms = sum(v["cpu_ms"] for k, v in sections.items() if k.startswith("engine."))
     row = {"threads": threads, "streams": n, "frames_per_stream": frames, "repeats": args.repeats,
            "stages_alone": alone, "cpu_ms_per_frame_stages_alone": round(cpu_alone, 3),
            "cpu_bound_fps": round((os.cpu_count() or 1) * 1e3 / cpu_alone, 1),
            "sections": sections, "instrumented": instrumented, "e2e": e2e,
+           "cpu_ms_engines": round(engines_ms, 3), "cpu_ms_host": round(cpu_alone - engines_ms, 3),
            "e2e_fps_runs": [round(e["fps"], 1) for e in e2e_runs],
            "e2e_vs_cpu_bound": round(e2e["fps"] / ((os.cpu_count() or 1) * 1e3 / cpu_alone), 3),
            "queueing_and_contention_cpu_ms": round(e2e["cpu_ms_per_frame"] - cpu_alone, 3),
            "cprofile_infer_top": cprofile_top(prof, n * frames)}
     print(f"threads={threads}: stages alone CPU ms/frame {cpu_alone:.2f} "
           f"({ {k: round(v['cpu_ms'], 2) for k, v in alone.items()} }), e2e {e2e['fps']:.1f} fps "
-          f"(runs {row['e2e_fps_runs']}), e2e CPU {e2e['cpu_ms_per_frame']:.2f} ms/frame", flush=True)
-    for k, v in list(sections.items())[:14]:
+          f"(runs {row['e2e_fps_runs']}), e2e CPU {e2e['cpu_ms_per_frame']:.2f} ms/frame; engines {engines_ms:.2f}, "
+          f"host {cpu_alone - engines_ms:.2f}", flush=True)
+    for k, v in list(sections.items())[:24]:
         print(f"  {k:34s} cpu {v['cpu_ms']:7.3f}  thread {v['thread_cpu_ms']:7.3f}  wall {v['wall_ms']:7.3f} ms/frame"
               f"  x{v['calls_per_frame']}", flush=True)
     if args.py_spy:
@@ -418,7 +423,8 @@ def markdown(meta: dict, rows: list[dict]) -> str:
               ", ".join(f"{k} {v['cpu_ms']:.2f}" for k, v in a.items()) +
               f"); CPU bound {r['cpu_bound_fps']:.0f} FPS. End to end: {r['e2e']['fps']:.1f} FPS "
               f"({r['e2e_vs_cpu_bound']:.2f}x the bound), {r['e2e']['cpu_ms_per_frame']:.2f} CPU ms/frame "
-              f"(queueing and contention {r['queueing_and_contention_cpu_ms']:+.2f}).", "",
+              f"(queueing and contention {r['queueing_and_contention_cpu_ms']:+.2f}). Engine calls "
+              f"{r['cpu_ms_engines']:.2f} CPU ms/frame, everything else {r['cpu_ms_host']:.2f}.", "",
               "| section | calls/frame | CPU ms | this thread's CPU ms | wall ms | share of CPU |",
               "|---|---|---|---|---|---|"]
         tot = sum(v["cpu_ms"] for v in r["sections"].values()) or 1
@@ -430,7 +436,8 @@ def markdown(meta: dict, rows: list[dict]) -> str:
               "Inference stage alone, cProfile (self ms per frame, top 15):", "",
               "| function | calls/frame | self ms | cumulative ms |", "|---|---|---|---|"]
         for f in r["cprofile_infer_top"][:15]:
-            L.append(f"| `{f['function']}` | {f['calls_per_frame']:g} | {f['self_ms']:.3f} | {f['cumulative_ms']:.3f} |")
+            L.append(f"| `{f['function']}` | {f['calls_per_frame']:g} | {f['self_ms']:.3f} "
+                     f"| {f['cumulative_ms']:.3f} |")
         spy = r.get("py_spy")
         if spy and "self" in spy:
             L += ["", f"py-spy --native, end to end ({spy['samples']} samples, all threads, idle included), "

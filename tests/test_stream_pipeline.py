@@ -134,8 +134,9 @@ def test_models_step_concurrently_with_the_same_results():
     assert pipe.run()[0].processed == 30
     assert other.threads == {"infer"} and not barrier.broken
     plain = Collect()
-    Pipeline([StreamInput(open_source(str(CLIP)))], classifier=ClassifierRuntime(classifier_engines(window=4, stride=2)),
-             sinks=[plain], max_frames=30, concurrent_models=False).run()
+    Pipeline([StreamInput(open_source(str(CLIP)))],
+             classifier=ClassifierRuntime(classifier_engines(window=4, stride=2)), sinks=[plain], max_frames=30,
+             concurrent_models=False).run()
     assert [(r.label, r.label_score) for r in sink.results] == [(r.label, r.label_score) for r in plain.results]
 
 

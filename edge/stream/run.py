@@ -129,7 +129,7 @@ def _engines(name: str, kind: str, remote: str | None, threads: int | None = Non
 def prepare(plan: RunPlan, on_event: Callable[[int, Event], None] | None = None) -> Pipeline:
     """The pipeline of ``plan``: arguments, outputs, then sources, then engines (errors -> UserError)."""
     from edge.stream.sinks import DisplaySink, EventsSink, StatusSink, VideoSink
-    from edge.stream.sources import open_source
+    from edge.stream.sources import decode_threads, open_source
     from edge.tracking.session import clip_box, parse_box
 
     _check(plan)
@@ -146,7 +146,7 @@ def prepare(plan: RunPlan, on_event: Callable[[int, Event], None] | None = None)
         sinks.append(CallbackSink(on_event))
     streams = []
     for i, spec in enumerate(plan.sources):
-        src = open_source(spec, max_reconnects=plan.max_reconnects,
+        src = open_source(spec, max_reconnects=plan.max_reconnects, decode_threads=decode_threads(len(plan.sources)),
                           **({"open_timeout": plan.open_timeout} if plan.open_timeout else {}))
         box = (boxes[i] if len(boxes) > 1 else boxes[0]) if boxes else None
         size = src.frame_size()
