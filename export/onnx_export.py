@@ -25,7 +25,6 @@ from edge.models.registry import NetworkSpec
 from edge.runtime.feeds import fresh_feeds
 from edge.runtime.ort_backend import session
 from edge.fileio import atomic_write_bytes, atomic_write_json, sha256_bytes, sha256_file
-from edge.kernels import DOMAIN as CUSTOM_DOMAIN
 
 FORMAT = "edge-export/1"
 DEFAULT_OPSET = 17
@@ -45,8 +44,9 @@ def custom_ops(model: onnx.ModelProto) -> list[str]:
 
 
 def weights_sha256(weights: str | None, module: torch.nn.Module) -> str:
-    """sha256 of the weights file, or of the parameters when the model was built without one."""
-    if weights:
+    """sha256 of the weights file, or of the parameters when the model was built without one (or from named
+    weights such as the tracker's ``imagenet``)."""
+    if weights and Path(weights).is_file():
         return sha256_file(weights)
     h = hashlib.sha256()
     for k, v in module.state_dict().items():
@@ -86,7 +86,8 @@ def export_model(name: str | ModuleType, out_dir: str | Path, weights: str | Non
                  model: torch.nn.Module | None = None) -> dict:
     """Export every network of ``name`` into ``out_dir``; returns the manifest (also ``model.json``).
     ``model`` reuses an already built model (then ``weights`` only names its file for the hash)."""
-    if weights and not Path(weights).is_file():
+    named = set(getattr(registry.model_module(name), "NAMED_WEIGHTS", ()))   # e.g. the tracker's "imagenet"
+    if weights and weights not in named and not Path(weights).is_file():
         raise FileNotFoundError(f"weights not found: {weights}")
     out = Path(out_dir)
     seed = int(np.random.SeedSequence().entropy % 2**31) if seed is None else int(seed)

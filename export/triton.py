@@ -25,7 +25,7 @@ from typing import Sequence
 
 from edge.errors import UserError
 from edge.fileio import atomic_copy, atomic_write_bytes, sha256_file
-from edge.runtime.triton_config import (PARAM_BACKEND, PARAM_PRECISION, Sym, batch_axis, dims, edge_parameters,
+from edge.runtime.triton_config import (PARAM_BACKEND, PARAM_PRECISION, batch_axis, dims, edge_parameters,
                                manifest_model, model_name, profile_max_batch, tensor_entries, to_pbtxt,
                                triton_type)
 from edge.serve.repository import network_config, read_engine_dir

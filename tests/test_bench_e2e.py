@@ -24,7 +24,7 @@ def engines(tmp_path_factory):
 
 def bench(root, engine_dirs, *extra):
     argv = ["bench", *map(str, engine_dirs), "--data", str(root / "otb"), str(root / "clips"),
-            "--samples", "12", "--duration", "0.05", "--threads", "1", *extra]
+            "--samples", "12", "--duration", "0.05", "--threads", "1", "--max-frames", "48", *extra]
     return main(argv)
 
 
@@ -39,9 +39,9 @@ def test_bench_end_to_end(engines, tmp_path, capsys):
     rep = json.loads((tmp_path / "r.json").read_text())
     assert rep["status"] == "pass" and set(rep["models"]) == {"tracker", "classifier"}
     for model, sec in rep["models"].items():
-        names = [r["name"] for r in sec["rows"]]
+        names = [r["name"] for r in sec["rows"] if not r.get("anchor")]
         assert names == ["pytorch", "onnxruntime-plain", f"{model}-cpu-fp32"], names
-        for r in sec["rows"][1:]:
+        for r in sec["rows"][1:3]:
             # same weights, fp32: identical decisions on identical inputs, tiny errors
             assert r["numerics"]["top1_agreement"] == 1.0 and r["numerics"]["max_abs_err"] < 1e-3
             assert r["verdict"]["status"] == "pass", r["verdict"]
@@ -50,6 +50,10 @@ def test_bench_end_to_end(engines, tmp_path, capsys):
         assert eng_row["vs_baseline"]["end_to_end"] == pytest.approx(
             eng_row["speed"]["end_to_end"]["fps"] / base_row["speed"]["end_to_end"]["fps"])
     trk = rep["models"]["tracker"]["rows"]
+    anchor = [r for r in trk if r.get("anchor")]                        # OpenCV rows after ours, no verdict
+    assert [r["name"] for r in anchor][-1] == "OpenCV MIL" and trk[3:] == anchor
+    assert all(r["verdict"]["status"] == "anchor" and 0 <= r["task"]["auc"] <= 1 for r in anchor)
+    assert set(trk[0]["task"]["attributes"]) == set(anchor[0]["task"]["attributes"])
     ref_task, eng_task = trk[0]["task"], trk[2]["task"]
     assert len(ref_task["success_curve"]) == 21 and len(ref_task["precision_curve"]) == 51
     assert ref_task["auc"] == pytest.approx(np.mean(ref_task["success_curve"]))
@@ -59,10 +63,16 @@ def test_bench_end_to_end(engines, tmp_path, capsys):
     assert trk[2]["numerics"]["search_candidates"]["top1_box_agreement"] == 1.0
     cls = rep["models"]["classifier"]["rows"]
     assert cls[0]["task"]["clips"] == 6 and cls[2]["task"]["prediction_agreement"] == 1.0
+    # false alarms on held-back real footage (48 frames of each held-back video here), same count every row
+    assert "bikes.mp4" in cls[0]["task"]["alarm_footage"] and cls[0]["task"]["alarm_windows"] > 0
+    assert cls[0]["task"]["alarm_footage"]["bikes.mp4"]["frames"] == 48
+    for r in cls[1:]:
+        assert r["task"]["alarm_events_delta"] == 0 and r["task"]["alarm_window_agreement"] == 1.0
+        assert "false alarm events" in r["verdict"]["checked"]
     md = (tmp_path / "r.md").read_text()
     assert md == printed and "| tracker-cpu-fp32 |" in md
     assert sorted(p.name for p in (tmp_path / "plots").iterdir()) == [
-        "classifier_latency.png", "fps.png", "tracker_latency.png", "tracker_otb.png"]
+        "classifier_latency.png", "fps.png", "tracker_attributes.png", "tracker_latency.png", "tracker_otb.png"]
 
 
 def test_bench_exit_codes(engines, tmp_path, capsys):

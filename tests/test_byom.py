@@ -40,8 +40,8 @@ def test_example_models_export_build_run_and_bench(walkthrough):
     rep = res["report"].report
     assert res["report"].status == "pass" and set(rep["models"]) == {"tracker", "classifier"}
     for model, sec in rep["models"].items():
-        eng = sec["rows"][-1]
-        assert eng["name"] == f"my_{model}" and eng["numerics"]["top1_agreement"] == 1.0, eng["numerics"]
+        eng = next(r for r in sec["rows"] if r["name"] == f"my_{model}")
+        assert eng["numerics"]["top1_agreement"] == 1.0, eng["numerics"]
         assert eng["verdict"]["status"] == "pass"
 
 

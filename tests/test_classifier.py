@@ -119,6 +119,11 @@ def test_networks_and_config_contract(backbone, rng):
     assert specs["step"].outputs == ["h_next", "c_next", "logits"]
     cfg = json.loads(json.dumps(config(m)))
     assert cfg["input_size"] == SIZE and cfg["classes"] == list(m.cfg.classes)
+    # decision constants travel in the manifest: uncalibrated -> T = 1, no open-set rule; the alarm rules
+    assert cfg["calibration"] == {"temperature": 1.0, "ood": {"rule": "none", "threshold": None}}
+    assert set(cfg["alarms"]["classes"]) == set(m.cfg.classes) and cfg["alarms"]["classes"]["fall"]["alarm"]
+    m.meta = {"calibration": {"temperature": 2.0, "ood": {"rule": "energy", "threshold": -3.0}}}
+    assert config(m)["calibration"]["temperature"] == 2.0 and "calibration" not in config(m)["meta"]
     with torch.no_grad():
         feats, att = specs["encoder"].module(*specs["encoder"].inputs.values())
         h, c, logits = specs["step"].module(*specs["step"].inputs.values())

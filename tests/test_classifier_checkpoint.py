@@ -51,5 +51,41 @@ def test_committed_classifier_beats_chance_on_fresh_clips(fresh_batch):
     assert model.cfg.use_flow
     acc = float((predict(model, fresh_batch) == fresh_batch[2]).float().mean())
     print(f"two-in-one accuracy on {len(fresh_batch[2])} fresh clips: {acc:.3f} (chance {1 / len(CLASSES):.3f})")
-    # chance is 1/6: >= 11 of 18 right has probability < 1e-4 for a guesser
-    assert acc >= 0.6
+    # chance is 1/7: >= 8 of 21 right has probability < 0.01 for a guesser (binomial tail 0.006); the
+    # committed model is weak (validation top-1 0.555, edge/weights/classifier.md), so this only rules out chance
+    assert acc >= 8 / 21
+
+
+def test_committed_checkpoints_carry_their_calibration():
+    """Temperature and open-set rule fitted on validation data travel in the checkpoint and the manifest."""
+    from edge.classify.decision import Calibration
+    from edge.models.two_in_one import config
+    for path, use_flow in ((DEFAULT_WEIGHTS, True), (NOFLOW, False)):
+        model = build_classifier(path, use_flow=use_flow)
+        cal = Calibration.from_config(config(model)["calibration"])
+        assert cal.temperature != 1.0 and cal.ood.rule != "none"
+        ev = model.meta["evaluation"]
+        # fitted on the validation split, where it lowers ECE (on the test split, whose backgrounds are held-back
+        # footage, it does not: see edge/weights/classifier.md)
+        assert ev["ece"]["val"]["after"] < ev["ece"]["val"]["before"]
+
+
+def test_open_set_rule_rejects_a_clip_of_pure_background_noise(rng):
+    """Gaussian-noise frames (nothing in them): the committed model's decision through the torch-free
+    runtime is 'unknown' (open-set rule) or 'none' (the background class; what the committed model says, at
+    calibrated 0.55-0.66), and a noise stream through edge run's protocol raises no alarm."""
+    from edge.classify.decision import UNKNOWN
+    from edge.classify.runtime import ClassifierRuntime
+    from edge.models.registry import torch_engines
+    rt = ClassifierRuntime(torch_engines("classifier", threads=1))
+    frames = np.clip(rng.normal(128, 50, (17, 160, 160, 3)), 0, 255).astype(np.uint8)
+    from edge.stream.sources import Frame
+    sess, labels, events = rt.session(), [], []
+    for k, f in enumerate(frames):
+        frame = Frame(0, k, k / 25.0, f, 0.0)
+        (u,) = rt.step([(sess, sess.prepare(frame), frame)])
+        events += u.events
+        if sess.last is not None and sess.last.frame == k:
+            labels.append((sess.last.label, sess.last.rejected))
+    assert labels and all(lab in (UNKNOWN, "none") for lab, _ in labels), labels
+    assert not [e for e in events if getattr(e, "alarm", False)]

@@ -40,7 +40,7 @@ def test_real_manifests_parse_to_typed_configs(standins):
     assert t.config.search_embeddings is None                 # this stand-in's search returns scores only
     assert c.kind == "classifier" and isinstance(c.config, ClassifierConfig)
     assert c.config.window == 8 and c.config.stride == 4 and c.config.input_size == 160   # stride = T // 2
-    assert c.config.classes[0] == "idle" and c.networks["step"].output("logits").dim(-1) == len(c.config.classes)
+    assert c.config.classes[0] == "none" and c.networks["step"].output("logits").dim(-1) == len(c.config.classes)
 
 
 def test_last_release_manifest_without_io_names_still_parses(standins):
@@ -69,7 +69,7 @@ def test_malformed_tracker_manifest_is_one_line(standins, edit, needle):
 
 
 @pytest.mark.parametrize("edit,needle", [
-    (lambda d: d["config"].update(classes=["a", "b"]), "2 classes but the step gives 6 logits"),
+    (lambda d: d["config"].update(classes=["a", "b"]), "2 classes but the step gives 7 logits"),
     (lambda d: d["config"].update(clip_len=0), "clip_len must be an int >= 1"),
     (lambda d: d["networks"]["step"]["outputs"].pop(), "must output h_next, c_next and logits"),
 ])

@@ -50,6 +50,25 @@ def test_run_stage_on_the_real_clip(tiny_engines, tmp_path):
     assert events, "edge run wrote no events"
 
 
+def test_demo_clip_is_one_continuous_shot(tmp_path):
+    """The edge run clip: frames 187-241 of bikes.mp4, no scene cut (mean absolute difference of consecutive
+    frames: 53-85 grey levels at bikes.mp4's cuts, at most 11 inside this shot), the init box inside the frame."""
+    import numpy as np
+    from edge.assets import video_clip
+    from edge.data.sequences import read_video
+    start, count = demo.BIKES_SEGMENT
+    clip = demo._segment(video_clip("bikes.mp4"), start, count, tmp_path / "shot.mp4")
+    frames, src = read_video(clip), read_video(video_clip("bikes.mp4"))
+    assert len(frames) == count
+    assert np.abs(frames[0].astype(int) - src[start]).mean() < 4                 # mp4v re-encoded
+    diffs = [np.abs(a.astype(int) - b).mean() for a, b in zip(frames[:-1], frames[1:])]
+    assert max(diffs) < 20, max(diffs)
+    for a, b in ((start - 1, start), (start + count - 1, start + count)):      # the cuts around the shot
+        assert np.abs(src[a].astype(int) - src[b]).mean() > 40
+    x, y, w, h = (float(v) for v in demo.BIKES_INIT_BOX.split(","))
+    assert 0 <= x and x + w <= 640 and 0 <= y and y + h <= 272
+
+
 def test_summary_table_and_paths(tmp_path):
     rows = [{"name": "pytorch", "reference": True, "verdict": {"status": "ref"},
              "speed": {"end_to_end": {"fps": 2.0}}, "speedup": {"end_to_end": 1.0},

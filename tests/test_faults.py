@@ -26,6 +26,7 @@ import pytest
 from edge.assets import video_clip
 from fixtures.engines import build_standins
 from fixtures.numpy_engines import MJPEGServer, free_port, read_clip
+from fixtures.outputs import jsonl, video_frames
 
 PY = sys.executable
 CLIP = video_clip("carphone_pristine.mp4")
@@ -60,27 +61,12 @@ def one_line(p: subprocess.CompletedProcess) -> str:
     return lines[0]
 
 
-def frames_in(video: Path) -> int:
-    cap = cv2.VideoCapture(str(video))
-    n = 0
-    while cap.read()[0]:
-        n += 1
-    cap.release()
-    return n
-
-
-def events(path: Path) -> list[dict]:
-    text = path.read_text()
-    assert text.endswith("\n") or not text, "the last line is partial"
-    return [json.loads(line) for line in text.splitlines()]
-
-
 def check_finalised(tmp: Path, video: Path, ev: Path) -> dict:
     """The video plays and holds every processed frame, the events are whole lines ending with the summary."""
-    recs = events(ev)
+    recs = jsonl(ev)
     summary = recs[-1]
     assert summary["type"] == "summary" and summary["processed"] > 0
-    assert frames_in(video) == summary["processed"] == sum(r["type"] == "frame" for r in recs)
+    assert video_frames(video) == summary["processed"] == sum(r["type"] == "frame" for r in recs)
     assert not list(tmp.glob(".*partial*"))
     return summary
 
@@ -144,8 +130,8 @@ def test_sigquit_aborts_but_still_finalises(tmp_path, eng, camera):
     proc.send_signal(signal.SIGQUIT)
     _, err = proc.communicate(timeout=60)
     assert proc.returncode == 130 and "aborted" in err, err
-    assert frames_in(tmp_path / "o.mp4") > 0 and not list(tmp_path.glob(".*partial*"))
-    assert events(tmp_path / "e.jsonl")[-1]["type"] == "summary"
+    assert video_frames(tmp_path / "o.mp4") > 0 and not list(tmp_path.glob(".*partial*"))
+    assert jsonl(tmp_path / "e.jsonl")[-1]["type"] == "summary"
 
 
 def test_inherited_sigint_ignore_is_kept(tmp_path, eng, camera):
@@ -169,7 +155,7 @@ def test_events_on_a_full_disk_is_exit_2_without_a_partial_line(tmp_path, eng):
     assert p.returncode == 2
     line = one_line(p)
     assert "--events /dev/full: No space left on device: kept 0 complete lines" in line
-    assert frames_in(tmp_path / "o.mp4") >= 1 and not list(tmp_path.glob(".*partial*"))   # the video is whole
+    assert video_frames(tmp_path / "o.mp4") >= 1 and not list(tmp_path.glob(".*partial*"))   # the video is whole
 
 
 @needs_userns
@@ -182,7 +168,7 @@ def test_video_on_a_full_disk_leaves_no_unplayable_file(tmp_path, eng):
     assert p.returncode == 2, p.stderr
     line = one_line(p)
     assert "video not finalised" in line and "disk full" in line and str(full / "o.mp4") in line
-    recs = events(tmp_path / "e.jsonl")                 # the events elsewhere are complete
+    recs = jsonl(tmp_path / "e.jsonl")                 # the events elsewhere are complete
     assert recs[-1]["type"] == "summary" and recs[-1]["processed"] == 120
 
 
@@ -287,7 +273,7 @@ def test_frame_numbers_stay_the_source_numbers_after_corrupt_frames(tmp_path, en
     p = run("run", "--source", tmp_path / "Seq", "--classifier", eng["classifier"], "--events",
             tmp_path / "e.jsonl", "--status-interval", "0")
     assert p.returncode == 0, p.stderr
-    recs = events(tmp_path / "e.jsonl")
+    recs = jsonl(tmp_path / "e.jsonl")
     frames = [r for r in recs if r["type"] == "frame"]
     assert [r["frame"] for r in frames] == [0, 1, 2, 4, 5, 6, 7]
     assert [r["time"] for r in frames] == pytest.approx([i / 30 for i in (0, 1, 2, 4, 5, 6, 7)], abs=1e-3)
@@ -337,7 +323,7 @@ def test_init_box_rule_is_the_same_for_files_and_live_sources(tmp_path, eng, cam
     p = run("run", "--source", CLIP, "--tracker", eng["tracker"], "--init-box", "150,100,60,70", "--events", ev,
             "--max-frames", "3", "--status-interval", "0")
     assert p.returncode == 0, p.stderr
-    init = next(r for r in events(ev) if r["type"] == "track_init")
+    init = next(r for r in jsonl(ev) if r["type"] == "track_init")
     assert init["box"] == [150.0, 100.0, 26.0, 44.0]                   # the 176x144 frame cuts it
     for src in (CLIP, camera.url):
         p = run("run", "--source", src, "--tracker", eng["tracker"], "--init-box", "300,300,20,20",

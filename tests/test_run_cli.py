@@ -2,18 +2,17 @@
 codes for bad input, clean SIGINT/SIGTERM on a live stream."""
 from __future__ import annotations
 
-import json
 import signal
 import subprocess
 import sys
 import time
-from pathlib import Path
 
 import cv2
 import pytest
 
 from edge.assets import video_clip
 from fixtures.numpy_engines import MJPEGServer, read_clip
+from fixtures.outputs import jsonl, video_frames
 
 CLIP = video_clip("carphone_pristine.mp4")
 PY = sys.executable
@@ -25,19 +24,6 @@ RUNNER = ("import sys; from edge.cli import main; rc = main(sys.argv[1:]); "
 def edge_run(*args, timeout=120):
     return subprocess.run([PY, "-c", RUNNER, "run", *map(str, args)], capture_output=True, text=True,
                           timeout=timeout)
-
-
-def video_frames(path) -> int:
-    cap = cv2.VideoCapture(str(path))
-    n = 0
-    while cap.read()[0]:
-        n += 1
-    cap.release()
-    return n
-
-
-def jsonl(path) -> list[dict]:
-    return [json.loads(line) for line in Path(path).read_text().splitlines()]
 
 
 def test_run_file_writes_every_frame_without_torch(tmp_path):

@@ -11,13 +11,15 @@ import pytest
 
 from edge.assets import video_clip
 from edge.classify.preprocess import FrameStream
-from edge.classify.runtime import ClassifierRuntime, softmax
+from edge.classify.decision import OODRule
+from edge.classify.runtime import ClassifierRuntime
 from edge.runtime import load_engines
 from edge.stream.pipeline import Pipeline, StreamInput
 from edge.stream.sources import open_source
 from edge.tracking import SiameseTracker
 from edge.tracking.session import TrackerRuntime
-from test_run_cli import RUNNER, jsonl, video_frames
+from fixtures.outputs import jsonl, video_frames
+from test_run_cli import RUNNER
 from fixtures.numpy_engines import read_clip
 from test_stream_pipeline import Collect
 
@@ -57,8 +59,13 @@ def direct_labels(frames, engines):
         for t in range(k - T + 1, k + 1):
             o = engines["step"].run({"features": feats[t], "h": h, "c": c})
             h, c = o["h_next"], o["c_next"]
-        p = softmax(o["logits"][0].astype(np.float64))
-        out[k] = (cfg.classes[int(p.argmax())], float(p.max()))
+        z = o["logits"][0].astype(np.float64)
+        t = cfg.calibration["temperature"]                          # the manifest's calibrated temperature
+        p = np.exp(z / t - (z / t).max())
+        p /= p.sum()
+        rejected = bool(OODRule(**{k: (tuple(map(tuple, v)) if k == "centroids" else tuple(v) if k == "scale"
+                                       else v) for k, v in cfg.calibration["ood"].items()}).reject(z, t))
+        out[k] = ("unknown" if rejected else cfg.classes[int(p.argmax())], float(p.max()))
     return out
 
 

@@ -65,7 +65,8 @@ def test_split_equals_unsplit(model, engines, rng):
 
 
 def test_score_is_sum_of_level_cosines(model, rng):
-    """Independent recomputation: ImageNet MobileNetV2 taps + the RoiPool oracle + cosines by hand."""
+    """Independent recomputation: ImageNet MobileNetV2 taps + the adapters by hand + the RoiPool oracle +
+    cosines by hand."""
     s = model.crop_size
     img_t = rng.uniform(0, 255, (1, 3, s, s)).astype(np.float32)
     img_s = rng.uniform(0, 255, (1, 3, s, s)).astype(np.float32)
@@ -74,11 +75,23 @@ def test_score_is_sum_of_level_cosines(model, rng):
     mean = np.array(IMAGENET_MEAN, np.float32).reshape(1, 3, 1, 1) * 255
     std = np.array(IMAGENET_STD, np.float32).reshape(1, 3, 1, 1) * 255
 
+    def adapter(m, a):
+        """The trained adapter by hand: per position x + W2 relu(W1 x + b1) + b2 (1x1 convolutions)."""
+        if a is None:
+            return m
+        w1, b1 = a.expand.weight[:, :, 0, 0].numpy(), a.expand.bias.numpy()
+        w2, b2 = a.project.weight[:, :, 0, 0].numpy(), a.project.bias.numpy()
+        x = m.numpy()
+        hid = np.maximum(np.einsum("kc,ncij->nkij", w1, x) + b1[None, :, None, None], 0)
+        return torch.from_numpy(x + np.einsum("ck,nkij->ncij", w2, hid) + b2[None, :, None, None])
+
+    adapters = list(model.adapters) if model.adapters is not None else [None] * len(model.taps)
+
     def feats(img, r):
         with torch.no_grad():
             maps = net.forward_taps(torch.from_numpy((img - mean) / std), model.taps)
-            return [roi_pool_math(m, r, model.pooled, 1.0 / STAGES[t][1]).flatten(1).numpy().astype(np.float64)
-                    for m, t in zip(maps, model.taps)]
+            return [roi_pool_math(adapter(m, a), r, model.pooled, 1.0 / STAGES[t][1]).flatten(1).numpy()
+                    .astype(np.float64) for m, a, t in zip(maps, adapters, model.taps)]
     want = np.zeros(len(rois))
     for a, b in zip(feats(img_t, box), feats(img_s, rois)):
         want += (b @ a[0]) / (np.linalg.norm(b, axis=1) * np.linalg.norm(a[0]))
@@ -104,11 +117,12 @@ def test_networks_contract(model):
 
 
 def test_tracker_beats_fixed_box_on_generated_sequence(engines, rng):
-    # a tracking problem first: a sequence whose target leaves its first box (fixed-box AUC < 0.4; 57 of 60
-    # random seeds). In the 3 others the target barely moves and both score alike (seed 6439: 0.60 vs 0.52).
+    # a tracking problem first: a sequence whose target leaves its first box (fixed-box AUC < 0.4). The hard
+    # attributes (edge.data.tracking_gen.ATTRIBUTES) are left out: they are the benchmark's job, not this test's.
+    # Measured on 16 random seeds without attributes: fixed box AUC 0.06-0.25, tracker 0.60-0.88, P@20 1.0.
     for _ in range(20):
         seed = int(rng.integers(0, 10_000))
-        seq = render_sequence(seed, length=50)
+        seq = render_sequence(seed, length=50, attributes=())   # motion and mild scale change, no hard attribute
         fixed = otb.evaluate(np.repeat(seq.boxes[:1], len(seq.boxes), 0), seq.boxes)
         if fixed["auc"] < 0.4:
             break
@@ -118,7 +132,7 @@ def test_tracker_beats_fixed_box_on_generated_sequence(engines, rng):
     tracked = otb.evaluate(boxes, seq.boxes)
     print(f"seed {seed}: tracker AUC {tracked['auc']:.3f} P@20 {tracked['precision']:.3f}; "
           f"fixed box AUC {fixed['auc']:.3f} P@20 {fixed['precision']:.3f}")
-    assert tracked["auc"] >= fixed["auc"] + 0.2        # margins seen over those 57 seeds: >= 0.29, >= 0.72
+    assert tracked["auc"] >= fixed["auc"] + 0.2        # margins seen over those 16 seeds: >= 0.47, >= 0.84
     assert tracked["precision"] >= fixed["precision"] + 0.5
 
 

@@ -21,7 +21,8 @@ from edge.runtime import load_engines  # noqa: E402
 from edge.runtime.feeds import fresh_feeds, load_examples  # noqa: E402
 from edge.runtime.triton_backend import load_remote_engines  # noqa: E402
 from fixtures.engines import build_standins  # noqa: E402
-from test_run_cli import RUNNER, jsonl  # noqa: E402
+from fixtures.outputs import jsonl  # noqa: E402
+from test_run_cli import RUNNER  # noqa: E402
 from triton_helpers import serve_python, start_serve  # noqa: E402
 
 WIRE = {"float32": "FP32", "float64": "FP64", "int64": "INT64"}

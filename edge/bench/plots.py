@@ -38,7 +38,8 @@ def otb_curves(model: str, rows: list[dict], path: Path) -> Path | None:
     for r in rows:
         t = r["task"]
         s, p = np.asarray(t["success_curve"]), np.asarray(t["precision_curve"])
-        style = dict(lw=2.2, color="black") if r.get("reference") else dict(lw=1.4)
+        style = (dict(lw=2.2, color="black") if r.get("reference")
+                 else dict(lw=1.2, ls="--") if r.get("anchor") else dict(lw=1.4))
         a.plot(np.linspace(0, 1, len(s)), s, label=f"{_label(r)} [{t['auc']:.3f}]", **style)
         b.plot(np.arange(len(p)), p, label=f"{_label(r)} [{t['precision20']:.3f}]", **style)
     a.set(title=f"{model}: success plot (OPE)", xlabel="overlap threshold", ylabel="success rate",
@@ -87,15 +88,39 @@ def fps_bars(report: dict, path: Path) -> Path | None:
     fig, ax = plt.subplots(figsize=(8, 0.45 * len(entries) + 1.2))
     labels = [f"{m}: {r['name']} ({r.get('backend', '')}, {r.get('precision', '')})" for m, r in entries]
     fps = [r["speed"]["end_to_end"]["fps"] for _, r in entries]
-    colors = ["#444444" if r.get("reference") else "#4c72b0" if r.get("baseline") else "#dd8452"
+    colors = ["#444444" if r.get("reference") else "#4c72b0" if r.get("baseline") else "#55a868" if r.get("anchor")
+              else "#dd8452"
               for _, r in entries]
     y = np.arange(len(fps))[::-1]
     bars = ax.barh(y, fps, color=colors)
     ax.bar_label(bars, fmt="%.1f", fontsize=8, padding=2)
     ax.set_yticks(y, labels, fontsize=8)
-    ax.set(xlabel="frames per second, end to end (grey: PyTorch, blue: plain onnxruntime, orange: engines)",
+    ax.set(xlabel="frames per second, end to end (grey: PyTorch, blue: plain onnxruntime, orange: engines, "
+                  "green: OpenCV, what a user would pick instead)",
            title="FPS by backend / precision")
     ax.grid(axis="x", alpha=0.3)
+    return _save(fig, path)
+
+
+def attribute_bars(model: str, rows: list[dict], path: Path) -> Path | None:
+    """Success AUC per attribute tag, one bar per row (OTB's per-attribute comparison)."""
+    rows = [r for r in rows if (r.get("task") or {}).get("attributes")]
+    if not rows:
+        return None
+    tags = sorted({t for r in rows for t in r["task"]["attributes"]})
+    plt = _plt()
+    fig, ax = plt.subplots(figsize=(max(6.0, 1.1 * len(tags) + 2), 4))
+    width = 0.8 / len(rows)
+    x = np.arange(len(tags))
+    for k, r in enumerate(rows):
+        a = r["task"]["attributes"]
+        ax.bar(x + (k - (len(rows) - 1) / 2) * width, [(a.get(t) or {}).get("auc", np.nan) for t in tags], width,
+               label=_label(r), hatch="//" if r.get("anchor") else None)
+    ax.set_xticks(x, [f"{t} ({(rows[0]['task']['attributes'].get(t) or {}).get('sequences', '?')})" for t in tags])
+    ax.set(title=f"{model}: success AUC per attribute (hatched: OpenCV, what a user would pick instead)",
+           ylabel="AUC", ylim=(0, 1))
+    ax.grid(axis="y", alpha=0.3)
+    ax.legend(fontsize=7, ncol=2)
     return _save(fig, path)
 
 
@@ -106,6 +131,7 @@ def write_all(report: dict, out_dir: str | Path) -> list[str]:
     for model, m in report.get("models", {}).items():
         rows = m.get("rows", [])
         for p in (otb_curves(model, rows, out_dir / f"{model}_otb.png"),
+                  attribute_bars(model, rows, out_dir / f"{model}_attributes.png"),
                   latency_histograms(model, rows, m.get("networks", []), out_dir / f"{model}_latency.png")):
             if p:
                 written.append(str(p))

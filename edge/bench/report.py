@@ -62,7 +62,7 @@ def markdown(report: dict) -> str:
              "the un-optimised export.", ""]
     for model, m in report.get("models", {}).items():
         nets = m.get("networks", [])
-        task_cols = ["AUC", "Prec@20"] if m.get("task_kind") == "tracking" else ["Top-1 acc"]
+        task_cols = ["AUC", "Prec@20"] if m.get("task_kind") == "tracking" else ["Top-1 acc", "Alarms/h (held-back)"]
         head = (["Row", "Backend", "Precision"] + [f"{n} ms (x)" for n in nets]
                 + ["E2E FPS (x)", "E2E vs plain ORT"] + task_cols + ["Top-1 agree", "Max abs err", "Min cos", "Verdict"])
         lines += [f"## {model}", ""]
@@ -84,6 +84,9 @@ def markdown(report: dict) -> str:
             keys = ["auc", "precision20"] if m.get("task_kind") == "tracking" else ["accuracy"]
             for k in keys:
                 cells.append(_f(task.get(k)) + _delta(delta.get(k)) if task.get(k) is not None else "—")
+            if m.get("task_kind") != "tracking":        # false alarms on held-back real footage (edge.bench.alarms)
+                cells.append(f"{_f(task.get('alarm_events_per_hour'), '{:.0f}')} ({task['alarm_events']} in "
+                             f"{task.get('alarm_footage_s', 0):.0f} s)" if task.get("alarm_events") is not None else "—")
             num = row.get("numerics") or {}
             near = next((v for k, v in num.items() if k.endswith("_candidates") and isinstance(v, dict)), None)
             agree = _f(num.get("top1_agreement"), "{:.2%}")
@@ -97,11 +100,28 @@ def markdown(report: dict) -> str:
             status = v.get("status", "ref")
             cells.append(status + (": " + "; ".join(v["failures"]) if v.get("failures") else ""))
             lines.append("| " + " | ".join(str(c) for c in cells) + " |")
+        lines += attribute_table(m)
         for note in m.get("notes", []):
             lines += ["", f"- {note}"]
         lines.append("")
     lines.append(f"Overall: **{report.get('status', '?')}**")
     return "\n".join(lines) + "\n"
+
+
+def attribute_table(section: dict) -> list[str]:
+    """Markdown lines: success AUC per attribute tag (columns) for every tracker row with tagged sequences."""
+    rows = [r for r in section.get("rows", []) if ((r.get("task") or {}).get("attributes"))]
+    if not rows:
+        return []
+    tags = sorted({t for r in rows for t in r["task"]["attributes"]})
+    counts = {t: next(r["task"]["attributes"][t]["sequences"] for r in rows if t in r["task"]["attributes"])
+              for t in tags}
+    out = ["", "AUC per attribute (sequences):", "",
+           "| Row | " + " | ".join(f"{t} ({counts[t]})" for t in tags) + " |", "|---|" + "---|" * len(tags)]
+    for r in rows:
+        a = r["task"]["attributes"]
+        out.append(f"| {r['name']} | " + " | ".join(_f((a.get(t) or {}).get("auc")) for t in tags) + " |")
+    return out
 
 
 def write(report: dict, json_path: str | Path | None = None, md_path: str | Path | None = None) -> None:

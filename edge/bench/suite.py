@@ -72,7 +72,9 @@ def make_task(model: str, engines: Engines, data: Sequence[str], cache: str, max
                 log("[classifier] generating labelled test clips (cached)")
                 clips = [str(bench_data.generated_clips(cache))]
             loaded = [c for d in clips for c in bench_data.load_clips(d, classes)][:max_clips]
-            return ClassifierTask(loaded, f"{len(loaded)} labelled clips ({', '.join(clips)})"), None
+            from edge.bench.alarms import with_alarms   # + false alarms on held-back real footage
+            return with_alarms(ClassifierTask(loaded, f"{len(loaded)} labelled clips ({', '.join(clips)})"),
+                               max_frames, log), None
     except ImportError as e:
         return None, f"task not run: {e}"
     return None, f"no task metrics for model {model!r}"
@@ -93,7 +95,7 @@ def run_suite(engine_dirs: Sequence[str], data: Sequence[str] = (), tolerances_f
               samples: int = 200, max_sequences: int | None = None, max_frames: int | None = None,
               max_clips: int | None = None, cache: str = "out/bench/data", json_path: str | None = None,
               md_path: str | None = None, plots_dir: str | None = None,
-              log: Callable[[str], None] = print) -> tuple[dict, str]:
+              log: Callable[[str], None] = print, anchors: bool = True) -> tuple[dict, str]:
     """Benchmark every model found in ``engine_dirs``; returns (report, "pass" | "fail")."""
     tol = tolerances.load(tolerances_file)
     settings = runner.Settings(threads=threads, min_s=duration, samples=samples, tolerances=tol)
@@ -153,6 +155,9 @@ def run_suite(engine_dirs: Sequence[str], data: Sequence[str] = (), tolerances_f
                 row["verdict"] = {**row["verdict"], "status": "fail",
                                   "failures": [msg, *row["verdict"].get("failures", [])]}
         section["notes"] = notes + section["notes"]
+        if anchors and model == "tracker" and task is not None:   # OpenCV CSRT/KCF/MIL, same sequences
+            from edge.bench import anchors as anchor_rows
+            anchor_rows.add_to_section(section, task.sequences, log)
         models[model] = section
 
     status = runner.overall(models)

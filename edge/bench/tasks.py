@@ -30,6 +30,7 @@ class TrackSequence:
     name: str
     frames: list[np.ndarray]
     gt: np.ndarray
+    attributes: tuple[str, ...] = ()      # OTB-style tags (edge.data.sequences.read_attributes)
 
 
 class TrackerTask:
@@ -57,7 +58,8 @@ class TrackerTask:
         return seq.name, ev, [float(x) for x in t[1:]], boxes      # t[0] is init, not an update
 
     def finish(self, partials: Sequence[tuple]) -> TaskResult:
-        metrics = summarize_sequences({name: ev for name, ev, _, _ in partials})
+        metrics = summarize_sequences({name: ev for name, ev, _, _ in partials},
+                                      {s.name: s.attributes for s in self.sequences})
         times = [x for _, _, t, _ in partials for x in t]
         metrics["fps"] = len(times) / sum(times) if times else None
         return TaskResult(metrics, times, [b for *_, b in partials])
@@ -72,15 +74,17 @@ class TrackerTask:
         return {"box_iou_vs_reference": float(ious.mean()) if ious.size else None}
 
 
-def summarize_sequences(evals: dict[str, dict]) -> dict:
+def summarize_sequences(evals: dict[str, dict], attributes: dict[str, Sequence[str]] | None = None) -> dict:
     """got10k's OTB report over sequences: success and precision curves averaged over sequences (each
     from ``edge.eval.otb.evaluate``), AUC = mean of the averaged success curve, precision = its value at
-    20 px."""
+    20 px; with ``attributes`` (sequence -> tags) the same per attribute over its sequences."""
+    from edge.eval.otb import summarize_by_attribute
     if not evals:
         raise ValueError("no sequences evaluated")
     s_curve = np.mean([e["success_curve"] for e in evals.values()], axis=0)
     p_curve = np.mean([e["precision_curve"] for e in evals.values()], axis=0)
     return {"auc": float(np.mean(s_curve)), "precision20": float(p_curve[20]),
+            "attributes": summarize_by_attribute(evals, attributes or {}),
             "success_curve": s_curve.tolist(), "precision_curve": p_curve.tolist(),
             "sequences": {name: {"auc": float(e["auc"]), "precision20": float(e["precision"]),
                                  "frames": int(len(e["ious"])), "fps": e.get("fps")}

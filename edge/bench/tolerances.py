@@ -5,7 +5,8 @@ import json
 from pathlib import Path
 
 DEFAULT_FILE = Path(__file__).resolve().parent.parent / "tolerances.json"
-KEYS = ("top1_agreement_min", "auc_delta_max", "precision20_delta_max", "accuracy_delta_max", "min_cosine")
+KEYS = ("top1_agreement_min", "auc_delta_max", "precision20_delta_max", "accuracy_delta_max", "min_cosine",
+        "alarm_events_delta_max")
 
 
 def load(path: str | Path | None = None) -> dict[str, dict]:
@@ -57,7 +58,7 @@ def check(row: dict, reference: dict, tol: dict[str, dict]) -> dict:
     ``{"status": "pass" | "fail" | "unchecked", "failures": [...], "checked": [...]}``.
 
     ``row``/``reference`` carry ``precision``, ``numerics`` (``decision_agreement`` or ``top1_agreement``,
-    ``min_cosine``) and ``task`` (``auc``, ``precision20``, ``accuracy``); a metric missing on either side is
+    ``min_cosine``) and ``task`` (``auc``, ``precision20``, ``accuracy``, ``alarm_events``); a metric missing on either side is
     not checked.
     """
     precision = resolve(row.get("precision") or "fp32", tol)
@@ -88,5 +89,6 @@ def check(row: dict, reference: dict, tol: dict[str, dict]) -> dict:
     within("auc", rules.get("auc_delta_max"), "success AUC")
     within("precision20", rules.get("precision20_delta_max"), "precision@20")
     within("accuracy", rules.get("accuracy_delta_max"), "top-1 accuracy")
+    within("alarm_events", rules.get("alarm_events_delta_max"), "false alarm events")
     status = "fail" if fails else ("pass" if checked else "unchecked")
     return {"status": status, "failures": fails, "checked": checked}

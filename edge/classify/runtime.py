@@ -4,8 +4,9 @@ step) and one ``ClassifierSession`` per stream (preprocessing, ring buffer, wind
 Per frame the ``encoder`` engine (rgb + flow -> ``features``, ``attention``) runs once; its features go
 into the session's ring buffer of the last ``window`` (T) frames. Every ``stride`` frames, once T features
 are there, the window runs through the ConvLSTM ``step`` engine from zero state (h = c = 0, T steps, host
-loop); the last step's ``logits`` give the label and its softmax score. Overlapping windows never recompute
-the encoder. ``Hysteresis`` turns per-window labels into ``ActionStart`` / ``ActionEnd`` events.
+loop); the last step's ``logits`` give the label and its calibrated score (``edge.classify.decision``:
+temperature, open-set rule, per-class alarm rules from the manifest). Overlapping windows never recompute the
+encoder. ``Hysteresis`` turns per-window labels into ``ActionStart`` / ``ActionEnd`` events.
 
 Protocol shared with ``edge.tracking.session`` (see ``edge.stream.pipeline``): ``session.prepare(frame)``
 in the stream's preprocessing thread (resize + DIS flow); ``runtime.step(items)`` in the inference thread,
@@ -16,16 +17,16 @@ from __future__ import annotations
 
 from collections import deque
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Sequence
 
 import numpy as np
 
+from edge.classify.decision import Decider, Hysteresis, softmax  # noqa: F401 (Hysteresis, softmax re-exported)
 from edge.classify.preprocess import FrameStream
 from edge.errors import UserError
-from edge.events import ActionEnd, ActionStart, Event
+from edge.events import Event
 from edge.runtime.base import Engine, Engines
-
-BACKGROUND = ("background", "none", "idle", "no_action", "nothing", "bg")
 
 
 def batch_capacity(engine: Engine) -> int | None:
@@ -54,72 +55,16 @@ def run_batched(engine: Engine, feeds: Sequence[dict[str, np.ndarray]]) -> list[
     return out
 
 
-def softmax(x: np.ndarray) -> np.ndarray:
-    z = np.exp(x - x.max(-1, keepdims=True))
-    return z / z.sum(-1, keepdims=True)
-
-
 @dataclass
 class WindowResult:
     """The classification of one window ending at ``frame``."""
     frame: int
     label: str
     index: int
-    score: float
+    score: float                  # calibrated probability of ``index`` (``edge.classify.decision``)
     logits: np.ndarray
-
-
-@dataclass
-class Hysteresis:
-    """Per-window labels -> start/end events.
-
-    An action starts after ``enter`` consecutive windows with the same non-background label at score
-    >= ``on``; it ends after ``exit`` consecutive windows whose label differs or whose score < ``off``
-    (``off`` <= ``on``: a score that wobbles between them changes nothing). A different action can start
-    once the current one has ended (the end event comes first).
-    """
-    on: float = 0.5
-    off: float = 0.35
-    enter: int = 2
-    exit: int = 2
-    background: tuple = BACKGROUND
-    active: str | None = None
-    _cand: str | None = None
-    _cand_n: int = 0
-    _off_n: int = 0
-    _start_frame: int | None = None
-
-    def update(self, label: str, score: float, frame: int) -> list[Event]:
-        events: list[Event] = []
-        is_action = label.lower() not in self.background
-        if self.active is not None:
-            if label == self.active and score >= self.off:
-                self._off_n = 0
-            else:
-                self._off_n += 1
-                if self._off_n >= self.exit:
-                    events.append(ActionEnd(frame, self.active, self._start_frame))
-                    self.active, self._off_n, self._start_frame = None, 0, None
-                    self._cand, self._cand_n = None, 0
-        if self.active is None:
-            if is_action and score >= self.on:
-                self._cand_n = self._cand_n + 1 if self._cand == label else 1
-                self._cand = label
-                if self._cand_n >= self.enter:
-                    self.active, self._start_frame, self._off_n = label, frame, 0
-                    self._cand, self._cand_n = None, 0
-                    events.append(ActionStart(frame, label, float(score)))
-            else:
-                self._cand, self._cand_n = None, 0
-        return events
-
-    def close(self, frame: int) -> list[Event]:
-        """End an open action at the end of the stream."""
-        if self.active is None:
-            return []
-        ev: list[Event] = [ActionEnd(frame, self.active, self._start_frame)]
-        self.active = None
-        return ev
+    probs: np.ndarray | None = None
+    rejected: bool = False        # the open-set rule said "none of my classes" (label ``unknown``)
 
 
 @dataclass
@@ -140,7 +85,7 @@ class ClassifierSession:
         cfg = runtime.cfg
         self.prep = FrameStream(cfg.input_size, cfg.flow_preset, cfg.flow_bound)
         self.window, self.stride = runtime.window, runtime.stride
-        self.hysteresis = Hysteresis(**runtime.hysteresis_args)
+        self.hysteresis = runtime.decider.hysteresis(**runtime.hysteresis_args)
         self.features: deque = deque(maxlen=self.window)
         self.attention: np.ndarray | None = None
         self.since = 0                     # frames pushed since the last window ran
@@ -189,7 +134,7 @@ class ClassifierRuntime:
     ``window``/``stride`` default to the manifest's; ``hysteresis`` overrides ``Hysteresis`` defaults."""
 
     def __init__(self, engines: Engines, window: int | None = None, stride: int | None = None,
-                 hysteresis: dict | None = None) -> None:
+                 hysteresis: dict | None = None, alarms: str | Path | dict | None = None) -> None:
         if engines.kind != "classifier":
             raise UserError(f"classifier engines needed (encoder + step), got {engines.kind} engines "
                             f"({', '.join(engines.networks)})")
@@ -202,6 +147,9 @@ class ClassifierRuntime:
             raise UserError(f"classifier window and stride must be >= 1 (got {self.window}, {self.stride})")
         self.labels = list(self.cfg.classes)
         self.hysteresis_args = dict(hysteresis or {})
+        # calibration, open-set rule and per-class alarm rules: the manifest's, ``alarms`` overriding its rules
+        self.decider = Decider.from_config({"calibration": self.cfg.calibration, "alarms": self.cfg.alarms},
+                                           self.labels, alarms)
         h_spec = {s.name: s for s in self.step_engine.inputs}
         self._state_shape = {k: tuple(int(d) if isinstance(d, int) and d > 0 else None
                                       for d in h_spec[k].shape) for k in ("h", "c")}
@@ -282,13 +230,13 @@ class ClassifierRuntime:
         return tuple(shape)
 
     def result(self, session: ClassifierSession, logits: np.ndarray, frame: int) -> tuple[WindowResult, list[Event]]:
-        """Logits [K] of a window ending at ``frame`` -> the session's new label + hysteresis events."""
-        p = softmax(np.asarray(logits, np.float64).reshape(-1))
-        k = int(p.argmax())
-        label = self.labels[k] if k < len(self.labels) else f"class_{k}"
-        res = WindowResult(frame=frame, label=label, index=k, score=float(p[k]), logits=np.asarray(logits))
+        """Logits [K] of a window ending at ``frame`` -> the session's new label (calibrated score, open-set
+        rule) + hysteresis events."""
+        d = self.decider.decide(logits)
+        res = WindowResult(frame=frame, label=d.label, index=d.index, score=d.score, logits=np.asarray(logits),
+                           probs=d.probs, rejected=d.rejected)
         session.last = res
-        return res, session.hysteresis.update(label, res.score, frame)
+        return res, session.hysteresis.update(res.label, res.score, frame)
 
 
 def attention_map(attention: np.ndarray | None) -> np.ndarray | None:

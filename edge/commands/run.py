@@ -23,6 +23,9 @@ def add_arguments(p) -> None:
     p.add_argument("--classifier", metavar="ENGINE_DIR", help="classifier engines (encoder + step)")
     p.add_argument("--window", type=int, default=None, help="classifier window T (default: manifest)")
     p.add_argument("--stride", type=int, default=None, help="classify every N frames (default: manifest)")
+    p.add_argument("--alarms", metavar="FILE.json", default=None,
+                   help="per-class start thresholds and hysteresis (edge/data/alarms.json form) instead of the "
+                        "model's own; an unknown class or out-of-range value is a one-line error")
     p.add_argument("--out-video", metavar="PATH", help="overlay video (.mp4 = mp4v, .avi = MJPG); stream k>0 "
                                                         "goes to PATH with .k before the suffix")
     p.add_argument("--heatmap", action="store_true", help="blend the classifier attention map into the video")
@@ -55,7 +58,7 @@ def run_kwargs(args) -> dict:
                 queue_size=args.queue_size, live_queue_size=args.live_queue_size, batch=args.batch,
                 max_reconnects=args.max_reconnects, open_timeout=args.open_timeout,
                 status_interval=args.status_interval, display=args.display, remote=args.remote,
-                threads=args.threads)
+                alarms=args.alarms, threads=args.threads)
 
 
 def run(args) -> int:

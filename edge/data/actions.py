@@ -1,14 +1,24 @@
 """Labelled action clips where motion, not appearance, decides the class (torch-free, deterministic per seed).
 
-Retail: ``take`` (a product travels from the shelf to the shopper), ``put_back`` (exactly the ``take`` clip
-of the same seed reversed in time), ``pass_by`` (a shopper walks across), ``idle`` (a shopper stands and
-sways). In-home: ``fall`` (fast rotation to horizontal + drop to the floor) vs ``sit_down`` (slow vertical
-compression). People are person-sized textured shapes, products small textured patches, both cut from
-scikit-image photos; backgrounds are crops of real video frames (``edge.assets`` clips, read with OpenCV).
+Classes: ``none`` (no person doing anything the model knows: real footage, scene motion, camera shake, lighting,
+traffic of small things), ``idle`` (a person stands and sways; sometimes reaches for the shelf and takes nothing),
+``pass_by`` (a person walks across), ``take`` (a hand-sized product travels from a shelf-like region to the
+shopper's hand), ``put_back`` (exactly the ``take`` clip of the same seed reversed in time), ``sit_down`` (slow
+vertical compression, several speeds and leans) and ``fall`` (fast rotation to the floor sideways, or a fast
+collapse forward, several speeds and angles).
 
-A clip is ``T + 1`` frames (the first only provides the optical flow of the second), HxWx3 uint8 BGR at
-``size`` x ``size``. Splits are fixed by seed: clip ``i`` of split ``s`` uses ``SeedSequence([SPLIT_IDS[s], i])``
-and class ``CLASSES[i % len(CLASSES)]``.
+Closer to deployment than a static frame: backgrounds are real video windows (they move) or real photos moved
+by a simulated hand-held camera; every clip may get camera shake / pan / zoom / roll, scale and aspect change
+(deployment squashes the whole frame to the square input), a lighting ramp, flicker or switch, and other moving
+things (small walkers, objects) behind the actor. People are person-sized textured shapes, products small
+textured patches, both cut from scikit-image photos. Which real files a split may use is fixed by
+``edge.data.real_sources`` (train -> TRAIN, val -> VAL, test -> VAL + HELD_BACK): training never sees a
+held-back file.
+
+A clip is ``frames`` frames (T + 1: the first only provides the optical flow of the second), HxWx3 uint8 BGR at
+``size`` x ``size``. Action durations are in frames (about a clip of 9), so a longer clip is a stream with the
+action somewhere inside it. Splits are fixed by seed: clip ``i`` of split ``s`` uses
+``SeedSequence([SPLIT_IDS[s], i])`` and class ``SCHEDULE[i % len(SCHEDULE)]``.
 """
 from __future__ import annotations
 
@@ -21,15 +31,21 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-CLASSES = ("idle", "pass_by", "take", "put_back", "sit_down", "fall")
+from edge.data import real_sources
+
+CLASSES = ("none", "idle", "pass_by", "take", "put_back", "sit_down", "fall")
+SCHEDULE = CLASSES + ("none",)          # background is what real footage mostly shows: 2 in 8 clips
 SPLIT_IDS = {"train": 1, "val": 2, "test": 3}
 SPLIT_SIZES = {"train": 480, "val": 120, "test": 180}
-# photos bundled with scikit-image (no download): person textures and product textures
+SPLIT_POOLS = {"train": "train", "val": "val", "test": "eval"}
+# sprite textures come from training photos only (every split uses them: appearance must not decide)
 PERSON_TEXTURES = ("astronaut", "chelsea", "coffee", "hubble_deep_field", "immunohistochemistry", "retina",
-                   "rocket", "cat")
-PRODUCT_TEXTURES = ("colorwheel", "coffee", "rocket", "astronaut", "logo", "chelsea")
+                   "rocket", "camera")
+PRODUCT_TEXTURES = ("colorwheel", "coffee", "rocket", "astronaut", "logo", "chelsea", "retina")
 SHELF_TEXTURES = ("brick", "gravel", "grass", "moon", "camera")
-BACKGROUND_CLIPS = ("bikes.mp4", "bigbuckbunny.mp4", "carphone_pristine.mp4")
+OBJECT_TEXTURES = ("colorwheel", "logo", "moon", "gravel", "brick", "hubble_deep_field")
+real_sources.check_training(f"photo:{n}" for n in PERSON_TEXTURES + PRODUCT_TEXTURES + SHELF_TEXTURES
+                            + OBJECT_TEXTURES)
 
 
 # ---------------------------------------------------------------------------------------------- assets
@@ -37,7 +53,12 @@ BACKGROUND_CLIPS = ("bikes.mp4", "bigbuckbunny.mp4", "carphone_pristine.mp4")
 def _photo(name: str) -> np.ndarray:
     """A scikit-image photo as HxWx3 uint8 BGR."""
     from skimage import data
-    img = np.asarray(getattr(data, name)())
+    img = getattr(data, name)()
+    if isinstance(img, tuple):          # stereo_motorcycle: (left, right, disparity)
+        img = img[0]
+    img = np.asarray(img)
+    if img.dtype == bool:
+        img = img.astype(np.uint8) * 255
     if img.ndim == 2:
         img = np.repeat(img[:, :, None], 3, 2)
     img = img[:, :, :3]
@@ -47,44 +68,97 @@ def _photo(name: str) -> np.ndarray:
 
 
 @lru_cache(maxsize=None)
-def _background_frames(name: str, every: int = 8, height: int = 240) -> tuple[np.ndarray, ...]:
-    """Every ``every``-th frame of a real clip, resized to ``height`` rows (BGR uint8)."""
-    from edge.assets import video_clip
-    cap = cv2.VideoCapture(str(video_clip(name)))
-    frames, k = [], 0
+def _video_frames(source: str, height: int = 240) -> tuple[np.ndarray, ...]:
+    """All frames of a real ``video:`` source (BGR uint8), shrunk to ``height`` rows when taller."""
+    cap = cv2.VideoCapture(str(real_sources.video_path(source)))
+    frames = []
     try:
         while True:
             ok, f = cap.read()
             if not ok:
                 break
-            if k % every == 0:
-                w = round(f.shape[1] * height / f.shape[0])
-                frames.append(cv2.resize(f, (w, height), interpolation=cv2.INTER_AREA))
-            k += 1
+            if f.shape[0] > height:
+                f = cv2.resize(f, (round(f.shape[1] * height / f.shape[0]), height), interpolation=cv2.INTER_AREA)
+            frames.append(f)
     finally:
         cap.release()
-    if not frames:
-        raise ValueError(f"background clip {name} has no readable frames")
+    if len(frames) < 2:
+        raise ValueError(f"background clip {source} has fewer than 2 readable frames")
     return tuple(frames)
 
 
-def _crop(img: np.ndarray, h: int, w: int, rng: np.random.Generator) -> np.ndarray:
-    """Random crop of a (h, w)-shaped aspect from img, resized to (h, w)."""
+def _crop_to(img: np.ndarray, h: int, w: int, rng: np.random.Generator, lo: float = 0.35, hi: float = 0.8,
+             box: tuple | None = None) -> tuple[np.ndarray, tuple]:
+    """Random crop of aspect (h, w) from img (or the given ``box`` y, x, ch, cw), resized to (h, w)."""
     ih, iw = img.shape[:2]
-    scale = rng.uniform(0.35, 0.8) * min(ih / h, iw / w)
-    ch, cw = max(8, int(h * scale)), max(8, int(w * scale))
-    y, x = rng.integers(0, ih - ch + 1), rng.integers(0, iw - cw + 1)
-    return cv2.resize(img[y:y + ch, x:x + cw], (w, h), interpolation=cv2.INTER_AREA)
+    if box is None:
+        scale = rng.uniform(lo, hi) * min(ih / h, iw / w)
+        ch, cw = max(4, min(ih, int(h * scale))), max(4, min(iw, int(w * scale)))
+        box = (int(rng.integers(0, ih - ch + 1)), int(rng.integers(0, iw - cw + 1)), ch, cw)
+    y, x, ch, cw = box
+    return cv2.resize(img[y:y + ch, x:x + cw], (w, h), interpolation=cv2.INTER_AREA), box
 
 
-def _background(size: int, rng: np.random.Generator) -> np.ndarray:
-    frames = _background_frames(BACKGROUND_CLIPS[rng.integers(len(BACKGROUND_CLIPS))])
-    f = frames[rng.integers(len(frames))]
-    fh, fw = f.shape[:2]
-    side = int(rng.uniform(0.6, 1.0) * min(fh, fw))
-    y, x = rng.integers(0, fh - side + 1), rng.integers(0, fw - side + 1)
-    bg = cv2.resize(f[y:y + side, x:x + side], (size, size), interpolation=cv2.INTER_AREA)
-    return bg[:, ::-1].copy() if rng.random() < 0.5 else bg
+def _pick(names, rng: np.random.Generator):
+    return names[int(rng.integers(len(names)))]
+
+
+# ---------------------------------------------------------------------------------------------- backgrounds
+def _background(n: int, h: int, w: int, rng: np.random.Generator, pool: str, kind: str | None = None
+                ) -> tuple[list[np.ndarray], bool]:
+    """n background frames (float32 HxWx3) from the split's real sources; (frames, is_photo). A video source
+    gives a real window (its own motion, every 1st or 2nd frame, a crop or the whole frame squashed); a photo
+    a static crop that the camera model moves."""
+    vids, phots = real_sources.videos(pool), real_sources.photos(pool)
+    if kind is None:
+        kind = "video" if (vids and rng.random() < 0.55) or not phots else "photo"
+    flip = rng.random() < 0.5
+    if kind == "video":
+        frames = _video_frames(_pick(vids, rng))
+        step = int(rng.choice([1, 1, 2]))
+        span = step * (n - 1) + 1
+        start = int(rng.integers(0, max(1, len(frames) - span + 1)))
+        idx = [min(start + step * k, len(frames) - 1) for k in range(n)]
+        fh, fw = frames[0].shape[:2]
+        box = (0, 0, fh, fw) if rng.random() < 0.35 else None        # the whole frame, squashed
+        if box is None:
+            _, box = _crop_to(frames[0], h, w, rng, 0.5, 1.0)
+        out = [_crop_to(frames[i], h, w, rng, box=box)[0] for i in idx]
+        photo = False
+    else:
+        img, _ = _crop_to(_photo(_pick(phots, rng)), h, w, rng, 0.4, 1.0)
+        out = [img] * n
+        photo = True
+    out = [(f[:, ::-1] if flip else f).astype(np.float32) for f in out]
+    return out, photo
+
+
+def _camera(n: int, h: int, w: int, rng: np.random.Generator, strength: float) -> list[np.ndarray]:
+    """Per-frame 2x3 affine maps of a hand-held camera: smooth shake (random walk), slow pan, zoom and roll."""
+    if strength <= 0:
+        return [np.array([[1, 0, 0], [0, 1, 0]], np.float64)] * n
+    shake = rng.uniform(0.004, 0.02) * h * strength
+    walk = np.cumsum(rng.normal(0, shake, (n, 2)), 0)
+    pan = rng.uniform(-0.02, 0.02, 2) * h * strength * np.arange(n)[:, None]
+    zoom = 1 + rng.uniform(-0.012, 0.012) * strength * np.arange(n)
+    roll = rng.uniform(-3, 3) * strength + np.cumsum(rng.normal(0, 0.3 * strength, n))
+    mats = []
+    for k in range(n):
+        m = cv2.getRotationMatrix2D((w / 2, h / 2), float(roll[k]), float(zoom[k] * (1 + 0.05 * strength)))
+        m[:, 2] += walk[k] + pan[k]
+        mats.append(m)
+    return mats
+
+
+def _lighting(n: int, rng: np.random.Generator, p_switch: float = 0.08) -> np.ndarray:
+    """Per-frame gain: a ramp, sometimes flicker or a light switch."""
+    g0 = rng.uniform(0.7, 1.2)
+    g = g0 + (rng.uniform(-0.25, 0.25) if rng.random() < 0.5 else 0.0) * np.arange(n) / max(1, n - 1)
+    if rng.random() < 0.15:
+        g = g * (1 + rng.uniform(0.02, 0.08) * np.sin(rng.uniform(1.5, 3.1) * np.arange(n)))
+    if rng.random() < p_switch:
+        g = np.where(np.arange(n) >= rng.integers(1, max(2, n)), g * rng.uniform(0.6, 1.4), g)
+    return g
 
 
 # ---------------------------------------------------------------------------------------------- sprites
@@ -104,7 +178,7 @@ class Sprite:
         ``anchor_dst``, after scaling (sx, sy) and rotating by ``angle`` degrees (counter-clockwise)."""
         a = np.deg2rad(angle)
         rot = np.array([[np.cos(a), np.sin(a)], [-np.sin(a), np.cos(a)]]) @ np.diag([sx, sy])
-        t = np.asarray(anchor_dst) - rot @ np.asarray(anchor_src)
+        t = np.asarray(anchor_dst, np.float64) - rot @ np.asarray(anchor_src, np.float64)
         m = np.hstack([rot, t[:, None]]).astype(np.float64)
         size = (canvas.shape[1], canvas.shape[0])
         tex = cv2.warpAffine(self.tex, m, size, flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT)
@@ -113,25 +187,30 @@ class Sprite:
         canvas += tex * al[:, :, None]
 
 
-def _person(size: int, rng: np.random.Generator) -> Sprite:
-    """Person-sized shape (head + torso + legs) with a photo texture; height ~0.55-0.7 of the frame."""
-    h = int(size * rng.uniform(0.55, 0.7))
-    w = max(8, int(h * rng.uniform(0.3, 0.38)))
+def _person(height: float, rng: np.random.Generator) -> Sprite:
+    """Person-like shape (head + torso + legs) of ``height`` px with a photo texture."""
+    h = max(12, int(height))
+    w = max(6, int(h * rng.uniform(0.28, 0.38)))
     alpha = np.zeros((h, w), np.float32)
-    head_r = w * 0.28
-    cv2.circle(alpha, (w // 2, int(head_r) + 1), int(head_r), 1.0, -1, cv2.LINE_AA)
+    head_r = w * rng.uniform(0.24, 0.3)
+    cv2.circle(alpha, (w // 2, int(head_r) + 1), max(1, int(head_r)), 1.0, -1, cv2.LINE_AA)
     cv2.rectangle(alpha, (int(w * 0.08), int(head_r * 2)), (int(w * 0.92), int(h * 0.6)), 1.0, -1)
     cv2.rectangle(alpha, (int(w * 0.15), int(h * 0.6)), (int(w * 0.45), h - 1), 1.0, -1)
     cv2.rectangle(alpha, (int(w * 0.55), int(h * 0.6)), (int(w * 0.85), h - 1), 1.0, -1)
     alpha = cv2.GaussianBlur(alpha, (3, 3), 0)
-    tex = _crop(_photo(PERSON_TEXTURES[rng.integers(len(PERSON_TEXTURES))]), h, w, rng)
+    tex, _ = _crop_to(_photo(_pick(PERSON_TEXTURES, rng)), h, w, rng)
     return Sprite(tex, alpha)
 
 
-def _patch(h: int, w: int, names: tuple[str, ...], rng: np.random.Generator) -> Sprite:
+def _patch(h: int, w: int, names: tuple[str, ...], rng: np.random.Generator, round_: bool = False) -> Sprite:
+    h, w = max(3, int(h)), max(3, int(w))
     alpha = np.zeros((h, w), np.float32)
-    cv2.rectangle(alpha, (1, 1), (w - 2, h - 2), 1.0, -1)
-    return Sprite(_crop(_photo(names[rng.integers(len(names))]), h, w, rng), alpha)
+    if round_:
+        cv2.ellipse(alpha, (w // 2, h // 2), (max(1, w // 2 - 1), max(1, h // 2 - 1)), 0, 0, 360, 1.0, -1)
+    else:
+        cv2.rectangle(alpha, (1, 1), (w - 2, h - 2), 1.0, -1)
+    tex, _ = _crop_to(_photo(_pick(names, rng)), h, w, rng)
+    return Sprite(tex, alpha)
 
 
 def _ease(t: np.ndarray) -> np.ndarray:
@@ -139,101 +218,225 @@ def _ease(t: np.ndarray) -> np.ndarray:
     return t * t * (3 - 2 * t)
 
 
-def _window(n: int, rng: np.random.Generator, min_frac: float, max_frac: float) -> tuple[float, float]:
-    """A random [t0, t1] sub-interval of frame indices 0..n-1 with length in [min_frac, max_frac] * (n-1)."""
-    length = rng.uniform(min_frac, max_frac) * (n - 1)
+def _interval(n: int, rng: np.random.Generator, lo: float, hi: float) -> tuple[float, float]:
+    """An action of lo..hi frames placed at random inside frames 0..n-1 (clamped to the clip)."""
+    length = min(rng.uniform(lo, hi), n - 1.0)
     t0 = rng.uniform(0, n - 1 - length)
     return t0, t0 + length
 
 
-# ---------------------------------------------------------------------------------------------- scenes
-def _retail(kind: str, n: int, size: int, rng: np.random.Generator) -> list[np.ndarray]:
-    bg = _background(size, rng).astype(np.float32)
-    side = rng.integers(2)                                  # shelf on the left (0) or right (1)
-    shelf_w, shelf_h = int(size * rng.uniform(0.2, 0.28)), int(size * rng.uniform(0.5, 0.7))
-    shelf_x = 0 if side == 0 else size - shelf_w
-    shelf_y = int(size * rng.uniform(0.1, 0.25))
-    shelf = _patch(shelf_h, shelf_w, SHELF_TEXTURES, rng)
-    shelf.draw(bg, (0, 0), (shelf_x, shelf_y))
-    person = _person(size, rng)
-    ph, pw = person.hw
-    floor = size * rng.uniform(0.88, 0.98)
-    near_x = shelf_x + shelf_w + pw * rng.uniform(0.7, 1.1) if side == 0 else shelf_x - pw * rng.uniform(0.7, 1.1)
-    prod_h, prod_w = int(size * rng.uniform(0.09, 0.13)), int(size * rng.uniform(0.08, 0.12))
-    product = _patch(prod_h, prod_w, PRODUCT_TEXTURES, rng)
-    on_shelf = np.array([shelf_x + shelf_w / 2, shelf_y + shelf_h * rng.uniform(0.3, 0.7)])
-    sway = rng.uniform(0.3, 1.2) * np.sin(rng.uniform(0.3, 0.9) * np.arange(n) + rng.uniform(0, 6.3))
+class _Mover:
+    """Something drawn at a pose per frame: callable(canvas, k)."""
+
+    def __init__(self, draw):
+        self.draw = draw
+
+
+def _distractors(n: int, h: int, w: int, rng: np.random.Generator, count: int) -> list:
+    """Other moving things behind the actor: small walkers far away, objects crossing (ball, cart, car)."""
+    out = []
     t = np.arange(n, dtype=np.float64)
+    for _ in range(count):
+        direction = 1 if rng.random() < 0.5 else -1
+        if rng.random() < 0.5:                       # a small walker in the distance
+            spr = _person(h * rng.uniform(0.2, 0.4), rng)
+            sh, sw = spr.hw
+            speed = rng.uniform(0.01, 0.05) * w
+            y = h * rng.uniform(0.45, 0.85)
+            bob = rng.uniform(0, 0.02) * h
+        else:                                         # an object: ball, box, car-like block
+            oh = h * rng.uniform(0.05, 0.22)
+            spr = _patch(oh, oh * rng.uniform(0.8, 2.5), OBJECT_TEXTURES, rng, round_=rng.random() < 0.4)
+            sh, sw = spr.hw
+            speed = rng.uniform(0.01, 0.09) * w
+            y = h * rng.uniform(0.2, 0.95)
+            bob = 0.0
+        x0 = rng.uniform(-0.1, 1.1) * w
+        xs = x0 + direction * speed * t
+        ys = y + bob * np.sin(rng.uniform(1.5, 3) * t)
+
+        def draw(canvas, k, spr=spr, xs=xs, ys=ys, sh=sh, sw=sw):
+            spr.draw(canvas, (sw / 2, sh), (xs[k], ys[k]))
+        out.append(draw)
+    return out
+
+
+def _arm(canvas: np.ndarray, shoulder, hand, colour, width: int) -> None:
+    cv2.line(canvas, tuple(int(round(v)) for v in shoulder), tuple(int(round(v)) for v in hand), colour,
+             max(2, width), cv2.LINE_AA)
+
+
+# ---------------------------------------------------------------------------------------------- scenes
+def _retail(kind: str, n: int, h: int, w: int, rng: np.random.Generator, show_shelf: bool = True) -> list:
+    """Shelf-like region with hand-sized products; a shopper who takes / idles / passes by. Returns drawers."""
+    side = int(rng.integers(2))
+    shelf_w, shelf_h = int(w * rng.uniform(0.14, 0.26)), int(h * rng.uniform(0.45, 0.7))
+    shelf_x = int(w * rng.uniform(0, 0.08)) if side == 0 else w - shelf_w - int(w * rng.uniform(0, 0.08))
+    shelf_y = int(h * rng.uniform(0.08, 0.25))
+    shelf = _patch(shelf_h, shelf_w, SHELF_TEXTURES, rng)
+    # hand-sized products in slots on the shelf
+    ph = h * rng.uniform(0.05, 0.09)
+    rows = max(1, int(shelf_h // (ph * 1.8)))
+    slots = [(shelf_x + shelf_w * rng.uniform(0.3, 0.7), shelf_y + (r + 0.5) * shelf_h / rows) for r in range(rows)]
+    products = [(_patch(ph * rng.uniform(0.8, 1.2), ph * rng.uniform(0.7, 1.3), PRODUCT_TEXTURES, rng), s)
+                for s in slots]
+    taken = int(rng.integers(len(products)))
+    ht = h * rng.uniform(0.5, 0.75)
+    person = _person(ht, rng)
+    sh_, sw_ = person.hw
+    floor = h * rng.uniform(0.85, 0.98)
+    gap = sw_ * rng.uniform(0.6, 1.1)
+    near_x = shelf_x + shelf_w + gap if side == 0 else shelf_x - gap
+    t = np.arange(n, dtype=np.float64)
+    sway = rng.uniform(0.2, 1.2) * np.sin(rng.uniform(0.3, 0.9) * t + rng.uniform(0, 6.3))
+    xs = near_x + sway
     if kind == "pass_by":
         direction = 1 if rng.random() < 0.5 else -1
-        span = size * rng.uniform(0.45, 0.9)
-        x0 = size / 2 - direction * span / 2 + rng.uniform(-0.1, 0.1) * size
-        xs = x0 + direction * span * t / (n - 1)
-    else:
-        xs = near_x + sway
-    prod = np.repeat(on_shelf[None], n, 0)
-    if kind == "take":
-        t0, t1 = _window(n, rng, 0.5, 0.85)
-        s = _ease((t - t0) / (t1 - t0))[:, None]
-        in_hand = np.array([near_x, floor - ph * rng.uniform(0.45, 0.6)])
-        prod = (1 - s) * on_shelf + s * in_hand
-        prod[:, 0] += sway * s[:, 0]
-    frames = []
-    for k in range(n):
-        canvas = bg.copy()
-        shoulder = (xs[k], floor - ph * 0.72)
-        person.draw(canvas, (pw / 2, ph), (xs[k], floor))
-        if kind == "take":  # the arm reaches from the shoulder to the product
-            cv2.line(canvas, tuple(int(v) for v in shoulder), tuple(int(v) for v in prod[k]),
-                     tuple(float(c) for c in person.tex[ph // 2, pw // 2]), max(2, int(pw * 0.18)), cv2.LINE_AA)
-        product.draw(canvas, (prod_w / 2, prod_h / 2), tuple(prod[k]))
-        frames.append(canvas)
-    return frames
+        speed = rng.uniform(0.04, 0.11) * w
+        x0 = rng.uniform(0.2, 0.8) * w - direction * speed * (n - 1) / 2
+        xs = x0 + direction * speed * t
+    elif kind == "idle" and rng.random() < 0.35:      # a shopper somewhere else in the aisle
+        xs = rng.uniform(0.3, 0.7) * w + sway
+    bob = (rng.uniform(0.005, 0.02) * h * np.abs(np.sin(rng.uniform(1.2, 2.2) * t))) if kind == "pass_by" else 0 * t
+    shoulder = np.stack([xs, floor - bob - sh_ * 0.72], 1)
+    rest = shoulder + np.array([(1 if side == 0 else -1) * -sw_ * 0.1, sh_ * 0.28])
+    if kind == "pass_by":                              # arms swing while walking
+        rest = rest + np.stack([sw_ * 0.25 * np.sin(rng.uniform(1.2, 2.2) * t), 0 * t], 1)
+    hand = rest.copy()
+    prod = np.repeat(np.asarray(products[taken][1], np.float64)[None], n, 0)
+    target = np.asarray(products[taken][1], np.float64)
+    if kind == "take" or (kind == "idle" and rng.random() < 0.3):   # idle: reaches, takes nothing
+        t0, t1 = _interval(n, rng, 4.0, 8.0)
+        tm = t0 + (t1 - t0) * rng.uniform(0.35, 0.6)
+        reach = _ease((t - t0) / max(tm - t0, 1e-3))[:, None]
+        back = _ease((t - tm) / max(t1 - tm, 1e-3))[:, None]
+        hand = rest + (target - rest) * reach * (1 - back)
+        if kind == "take":
+            held = t >= tm
+            prod = np.where(held[:, None], hand, prod)
+        elif rng.random() < 0.5:                       # an idle hand that stops short of the shelf
+            hand = rest + (hand - rest) * rng.uniform(0.4, 0.8)
+    colour = tuple(float(c) for c in person.tex[sh_ // 2, sw_ // 2])
+    arm_w = int(sw_ * 0.18)
+
+    def draw(canvas, k):
+        if show_shelf:
+            shelf.draw(canvas, (0, 0), (shelf_x, shelf_y))
+        for j, (spr, slot) in enumerate(products):
+            if j != taken and show_shelf:
+                pw, phh = spr.hw[1], spr.hw[0]
+                spr.draw(canvas, (pw / 2, phh / 2), slot)
+        person.draw(canvas, (sw_ / 2, sh_), (xs[k], floor - bob[k]))
+        _arm(canvas, shoulder[k], hand[k], colour, arm_w)
+        spr = products[taken][0]
+        spr.draw(canvas, (spr.hw[1] / 2, spr.hw[0] / 2), tuple(prod[k]))
+    return [draw]
 
 
-def _home(kind: str, n: int, size: int, rng: np.random.Generator) -> list[np.ndarray]:
-    bg = _background(size, rng).astype(np.float32)
-    person = _person(size, rng)
+def _home(kind: str, n: int, h: int, w: int, rng: np.random.Generator) -> list:
+    """A person who stands (idle) or walks across (pass_by), sits down slowly or falls fast (sideways or
+    forward)."""
+    person = _person(h * rng.uniform(0.5, 0.75), rng)
     ph, pw = person.hw
-    floor = size * rng.uniform(0.85, 0.97)
-    x = size * rng.uniform(0.3, 0.7)
+    floor = h * rng.uniform(0.85, 0.97)
+    x = w * rng.uniform(0.25, 0.75)
     t = np.arange(n, dtype=np.float64)
-    angle = np.zeros(n)
-    sy = np.ones(n)
-    drop = np.zeros(n)
+    angle, sx, sy, drop = np.zeros(n), np.ones(n), np.ones(n), np.zeros(n)
+    chair = None
     if kind == "fall":
-        t0, t1 = _window(n, rng, 0.2, 0.4)                   # fast: 20-40% of the clip
+        t0, t1 = _interval(n, rng, 1.5, 3.5)                  # fast: 1.5-3.5 frames
         s = _ease((t - t0) / (t1 - t0))
-        direction = 1 if rng.random() < 0.5 else -1
-        angle = direction * 90 * s
-        drop = s * pw * 0.5                                  # the body ends lying on the floor
-    else:  # sit_down: slow compression over 60-95% of the clip
-        t0, t1 = _window(n, rng, 0.6, 0.95)
+        if rng.random() < 0.75:                                # sideways, to 65..95 degrees
+            angle = (1 if rng.random() < 0.5 else -1) * rng.uniform(65, 95) * s
+            drop = s * pw * 0.5
+        else:                                                  # forward / backward: a fast collapse
+            sy = 1 - s * rng.uniform(0.6, 0.75)
+            sx = 1 + s * rng.uniform(0.2, 0.6)
+            angle = s * rng.uniform(-15, 15)
+    elif kind == "sit_down":
+        t0, t1 = _interval(n, rng, 4.5, 9.0)                  # slow: 4.5-9 frames
         s = _ease((t - t0) / (t1 - t0))
-        sy = 1 - s * rng.uniform(0.35, 0.5)
-        angle = s * rng.uniform(-6, 6)
+        sy = 1 - s * rng.uniform(0.3, 0.5)
+        angle = s * rng.uniform(-12, 12)
+        if rng.random() < 0.6:
+            chair = _patch(ph * rng.uniform(0.35, 0.5), pw * rng.uniform(1.1, 1.6), SHELF_TEXTURES, rng)
     sway = rng.uniform(0.2, 0.8) * np.sin(rng.uniform(0.3, 0.9) * t + rng.uniform(0, 6.3))
+    if kind == "pass_by":
+        direction = 1 if rng.random() < 0.5 else -1
+        speed = rng.uniform(0.04, 0.11) * w
+        sway = rng.uniform(0.2, 0.8) * w - x - direction * speed * (n - 1) / 2 + direction * speed * t
+
+    def draw(canvas, k):
+        if chair is not None:
+            chair.draw(canvas, (chair.hw[1] / 2, chair.hw[0]), (x, floor))
+        y = floor - drop[k] + pw * 0.5 * abs(np.sin(np.deg2rad(angle[k])))
+        person.draw(canvas, (pw / 2, ph), (x + sway[k], y), angle=angle[k], sx=sx[k], sy=sy[k])
+    return [draw]
+
+
+def _render(n: int, size: int, rng: np.random.Generator, pool: str, label: str) -> list[np.ndarray]:
+    aspect = 1.0 if rng.random() < 0.4 else rng.uniform(1.2, 2.6)     # deployment squashes wide frames
+    h, w = size, int(round(size * aspect))
+    variant = rng.random()
+    if label == "none" and variant < 0.1:                   # a scene cut between two real backgrounds
+        a, _ = _background(n, h, w, rng, pool)
+        b, _ = _background(n, h, w, rng, pool)
+        cut = int(rng.integers(1, n))
+        bg, photo = a[:cut] + b[cut:], False
+    else:
+        bg, photo = _background(n, h, w, rng, pool, "video" if label == "none" and variant < 0.45 else None)
+    strength = rng.uniform(0.5, 1.5) if photo else (rng.uniform(0, 1.2) if rng.random() < 0.6 else 0.0)
+    cams = _camera(n, h, w, rng, strength)
+    light = _lighting(n, rng, 0.2 if label == "none" else 0.05)
+    actors = []
+    if label == "none":
+        if variant >= 0.45:                                  # generated scene: only small/far things move
+            actors = _distractors(n, h, w, rng, int(rng.integers(1, 4)))
+            if rng.random() < 0.3:                           # an empty shelf scene
+                actors = _retail_empty(n, h, w, rng) + actors
+    else:
+        actors = _distractors(n, h, w, rng, int(rng.choice([0, 0, 1, 1, 2])))
+        u = rng.random()
+        if label == "take" or (label in ("idle", "pass_by") and u < 0.6):
+            actors += _retail(label, n, h, w, rng, show_shelf=label == "take" or u < 0.45)
+        else:                                                # the shelf is no cue: home scenes may have one
+            actors += (_retail_empty(n, h, w, rng) if rng.random() < 0.25 else []) + _home(label, n, h, w, rng)
     frames = []
     for k in range(n):
-        canvas = bg.copy()
-        person.draw(canvas, (pw / 2, ph), (x + sway[k], floor - drop[k] + pw * 0.5 * abs(np.sin(np.deg2rad(angle[k])))),
-                    angle=angle[k], sy=sy[k])
-        frames.append(canvas)
+        canvas = bg[k].copy()
+        for draw in actors:
+            draw(canvas, k)
+        canvas = cv2.warpAffine(canvas, cams[k], (w, h), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REFLECT101)
+        if w != size:
+            canvas = cv2.resize(canvas, (size, size), interpolation=cv2.INTER_AREA)
+        frames.append(canvas * light[k])
     return frames
+
+
+def _retail_empty(n: int, h: int, w: int, rng: np.random.Generator) -> list:
+    shelf_w, shelf_h = int(w * rng.uniform(0.14, 0.26)), int(h * rng.uniform(0.45, 0.7))
+    shelf_x, shelf_y = int(rng.uniform(0, w - shelf_w)), int(h * rng.uniform(0.08, 0.25))
+    shelf = _patch(shelf_h, shelf_w, SHELF_TEXTURES, rng)
+    return [lambda canvas, k: shelf.draw(canvas, (0, 0), (shelf_x, shelf_y))]
 
 
 def _finish(frames: list[np.ndarray], rng: np.random.Generator) -> np.ndarray:
-    """Illumination gain + sensor noise, then uint8."""
-    gain = rng.uniform(0.75, 1.2)
+    """Sensor noise (and sometimes a slight blur), then uint8."""
+    sigma = rng.uniform(1.0, 4.0)
+    blur = rng.random() < 0.2
     out = []
     for f in frames:
-        f = f * gain + rng.normal(0, 2.0, f.shape)
+        if blur:
+            f = cv2.GaussianBlur(f, (3, 3), 0)
+        f = f + rng.normal(0, sigma, f.shape)
         out.append(np.clip(f, 0, 255).astype(np.uint8))
     return np.stack(out)
 
 
-def make_clip(seed: int | np.random.SeedSequence | tuple, label: str, frames: int = 9, size: int = 160) -> np.ndarray:
-    """One clip [frames, size, size, 3] uint8 BGR of class ``label``, deterministic for (seed, label).
+def make_clip(seed: int | np.random.SeedSequence | tuple, label: str, frames: int = 9, size: int = 160,
+              pool: str = "train") -> np.ndarray:
+    """One clip [frames, size, size, 3] uint8 BGR of class ``label``, deterministic for (seed, label, pool);
+    backgrounds from the real sources of ``pool`` (``edge.data.real_sources``: train, val or eval).
 
     ``put_back`` is exactly ``take`` of the same seed reversed in time.
     """
@@ -244,12 +447,8 @@ def make_clip(seed: int | np.random.SeedSequence | tuple, label: str, frames: in
     ss = seed if isinstance(seed, np.random.SeedSequence) else np.random.SeedSequence(seed)
     rng = np.random.default_rng(ss)
     if label == "put_back":
-        return make_clip(ss, "take", frames, size)[::-1].copy()
-    if label in ("take", "pass_by", "idle"):
-        raw = _retail(label, frames, size, rng)
-    else:
-        raw = _home(label, frames, size, rng)
-    return _finish(raw, rng)
+        return make_clip(ss, "take", frames, size, pool)[::-1].copy()
+    return _finish(_render(frames, size, rng, pool, label), rng)
 
 
 def clip_seed(split: str, index: int) -> np.random.SeedSequence:
@@ -260,13 +459,21 @@ def clip_seed(split: str, index: int) -> np.random.SeedSequence:
 
 def split_labels(split: str, count: int | None = None) -> list[str]:
     n = SPLIT_SIZES[split] if count is None else count
-    return [CLASSES[i % len(CLASSES)] for i in range(n)]
+    return [SCHEDULE[i % len(SCHEDULE)] for i in range(n)]
 
 
-def iter_split(split: str, count: int | None = None, frames: int = 9, size: int = 160):
+def split_clip(split: str, index: int, frames: int = 9, size: int = 160) -> tuple[str, np.ndarray]:
+    """(label, clip) of clip ``index`` of a fixed split (its backgrounds from ``SPLIT_POOLS[split]``)."""
+    label = SCHEDULE[index % len(SCHEDULE)]
+    return label, make_clip(clip_seed(split, index), label, frames, size, SPLIT_POOLS[split])
+
+
+def iter_split(split: str, count: int | None = None, frames: int = 9, size: int = 160, start: int = 0):
     """Yield (index, label, clip) for the fixed split (``count`` clips; default ``SPLIT_SIZES[split]``)."""
-    for i, label in enumerate(split_labels(split, count)):
-        yield i, label, make_clip(clip_seed(split, i), label, frames, size)
+    n = SPLIT_SIZES[split] if count is None else count
+    for i in range(start, n):
+        label, clip = split_clip(split, i, frames, size)
+        yield i, label, clip
 
 
 def write_clips(out_dir: str | Path, split: str = "test", count: int | None = None, frames: int = 9,
@@ -295,8 +502,8 @@ def write_clips(out_dir: str | Path, split: str = "test", count: int | None = No
     csv_path = out / "labels.csv"
     fd, tmp = tempfile.mkstemp(dir=out, prefix=".labels", suffix=".csv")
     with os.fdopen(fd, "w", newline="") as f:
-        w = csv.writer(f)
-        w.writerow(("file", "label", "split", "index"))
-        w.writerows(rows)
+        wr = csv.writer(f)
+        wr.writerow(("file", "label", "split", "index"))
+        wr.writerows(rows)
     os.replace(tmp, csv_path)
     return csv_path

@@ -5,12 +5,16 @@
 - GOT-10k: ``<seq>/00000001.jpg ...`` + ``<seq>/groundtruth.txt`` (comma-separated; the test split has only
   the first line).
 
+Optional attribute tags (OTB-style codes such as ``SV``, ``OCC``): ``<seq>/attributes.txt`` (comma- or
+whitespace-separated), else ``meta.json``'s ``attributes`` list (what ``edge.data.tracking_gen`` writes).
+
 Bad folders raise one-line ``FileNotFoundError`` / ``ValueError``.
 """
 from __future__ import annotations
 
+import json
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterator
 
@@ -19,6 +23,7 @@ import numpy as np
 
 IMAGE_EXTS = (".jpg", ".jpeg", ".png", ".bmp")
 GROUNDTRUTH_FILES = {"otb": "groundtruth_rect.txt", "got10k": "groundtruth.txt"}
+ATTRIBUTES_FILE = "attributes.txt"
 
 
 @dataclass
@@ -27,6 +32,7 @@ class Sequence:
     frames: list[Path]        # image paths in frame order
     boxes: np.ndarray         # [N, 4] x, y, w, h (N = len(frames), or 1 for GOT-10k test sequences)
     format: str
+    attributes: tuple[str, ...] = field(default_factory=tuple)   # OTB-style tags, e.g. ("SV", "OCC")
 
     def __len__(self) -> int:
         return len(self.frames)
@@ -86,6 +92,23 @@ def read_groundtruth(path: str | Path) -> np.ndarray:
     return np.asarray(rows, np.float64)
 
 
+def read_attributes(folder: str | Path) -> tuple[str, ...]:
+    """A sequence's attribute tags: ``attributes.txt``, else ``meta.json``'s ``attributes``, else ()."""
+    folder = Path(folder)
+    path = folder / ATTRIBUTES_FILE
+    if path.is_file():
+        return tuple(t for t in re.split(r"[,\s]+", path.read_text(errors="replace")) if t)
+    meta = folder / "meta.json"
+    if meta.is_file():
+        try:
+            tags = json.loads(meta.read_text()).get("attributes")
+        except (ValueError, AttributeError):
+            raise ValueError(f"{meta}: not a JSON object") from None
+        if isinstance(tags, list) and all(isinstance(t, str) for t in tags):
+            return tuple(tags)
+    return ()
+
+
 def _images(folder: Path) -> list[Path]:
     return sorted(p for p in folder.iterdir() if p.suffix.lower() in IMAGE_EXTS) if folder.is_dir() else []
 
@@ -117,7 +140,7 @@ def read_sequence(folder: str | Path, fmt: str | None = None) -> Sequence:
     b0 = boxes[0]
     if not (np.isfinite(b0).all() and b0[2] > 0 and b0[3] > 0):
         raise ValueError(f"{folder}: first ground-truth box {b0.tolist()} has no area")
-    return Sequence(folder.name, frames, boxes, fmt)
+    return Sequence(folder.name, frames, boxes, fmt, read_attributes(folder))
 
 
 def find_sequences(root: str | Path) -> list[Sequence]:

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import time
 from pathlib import Path
-from typing import Iterable
+from typing import Iterable, Sequence
 
 import numpy as np
 
@@ -77,6 +77,20 @@ def evaluate(boxes, gt) -> dict:
     succ, prec = success_curve(ious), precision_curve(errs)
     return {"ious": ious, "center_errors": errs, "success_curve": succ, "precision_curve": prec,
             "auc": float(np.mean(succ)), "precision": float(prec[20])}
+
+
+def summarize_by_attribute(evals: dict[str, dict], attributes: dict[str, Sequence[str]]) -> dict:
+    """Per attribute tag: OTB success/precision curves averaged over the sequences carrying it (as the
+    OTB attribute plots), with AUC, precision@20 and the sequence count; {} when nothing is tagged."""
+    out = {}
+    tags = sorted({t for name in evals for t in attributes.get(name, ())})
+    for tag in tags:
+        sub = [e for name, e in evals.items() if tag in attributes.get(name, ())]
+        s = np.mean([e["success_curve"] for e in sub], axis=0)
+        p = np.mean([e["precision_curve"] for e in sub], axis=0)
+        out[tag] = {"auc": float(np.mean(s)), "precision20": float(p[20]), "sequences": len(sub),
+                    "success_curve": s.tolist(), "precision_curve": p.tolist()}
+    return out
 
 
 def run_sequence(tracker, frames: Iterable, init_box) -> tuple[np.ndarray, np.ndarray]:

@@ -14,6 +14,9 @@ Two networks, as deployed trackers split it (all other tracker logic is in ``edg
 """
 from __future__ import annotations
 
+import io
+from pathlib import Path
+
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -28,14 +31,38 @@ CROP_SIZE = 160          # search/template crop side (px); multiple of 16
 TAPS = (6, 13)           # MobileNetV2 stages: 32 ch stride 8, 96 ch stride 16
 POOLED = (4, 4)          # RoiPool output per level
 NUM_CANDIDATES = 256     # fixed candidate count of the runtime (the network accepts any R)
+DEFAULT_WEIGHTS = Path(__file__).resolve().parents[1] / "weights" / "tracker.pt"   # the default, when shipped
+# the SINT-trained adapters (edge.models.train_tracker; edge/weights/tracker.md): NOT the default, because on the
+# hard benchmark they track worse than the untrained tracker (AUC 0.526 vs 0.578; unseen textures 0.630 vs
+# 0.662). Renaming this file to tracker.pt makes it the default of build_tracker() and `edge export tracker`.
+TRAINED_WEIGHTS = DEFAULT_WEIGHTS.with_name("tracker_adapters.pt")
+UNTRAINED = "imagenet"    # build_tracker(weights=UNTRAINED): frozen ImageNet features, no tracking training
+NAMED_WEIGHTS = (UNTRAINED,)   # `edge export tracker --weights imagenet` takes the name, not a file
 MAX_TEMPLATE_BOXES = 128 # template rows at init: target + box-regression samples (TrackerParams.regression_samples)
 
 
+class Adapter(nn.Module):
+    """Light trained head on a tapped map, before RoiPool: a residual per-position MLP
+    ``x + project(relu(expand(x)))`` (1x1 convolutions; a 3x3 depthwise layer made training steps ~5x slower
+    on CPU). ``project`` starts at zero, so an untrained adapter is the identity (the ImageNet tracker)."""
+
+    def __init__(self, channels: int, hidden: int):
+        super().__init__()
+        self.expand = nn.Conv2d(channels, hidden, 1)
+        self.project = nn.Conv2d(hidden, channels, 1)
+        nn.init.zeros_(self.project.weight)
+        nn.init.zeros_(self.project.bias)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x + self.project(F.relu(self.expand(x)))
+
+
 class SINT(nn.Module):
-    """Frozen MobileNetV2 trunk + two-level RoiPool embedding; ``forward`` is the unsplit tracker step."""
+    """Frozen MobileNetV2 trunk + optional trained adapters + two-level RoiPool embedding; ``forward`` is the
+    unsplit tracker step."""
 
     def __init__(self, backbone: MobileNetV2, crop_size: int = CROP_SIZE, taps: tuple[int, ...] = TAPS,
-                 pooled: tuple[int, int] = POOLED):
+                 pooled: tuple[int, int] = POOLED, adapter_hidden: tuple[int, ...] | None = None):
         super().__init__()
         if crop_size % 16:
             raise ValueError(f"crop_size must be a multiple of 16, got {crop_size}")
@@ -45,6 +72,15 @@ class SINT(nn.Module):
         for p in self.trunk.parameters():
             p.requires_grad_(False)
         self.pools = nn.ModuleList(RoiPool(pooled, 1.0 / STAGES[t][1]) for t in taps)
+        self.adapter_hidden = tuple(adapter_hidden) if adapter_hidden else None
+        if self.adapter_hidden is not None:
+            if len(self.adapter_hidden) != len(taps):
+                raise ValueError(f"one adapter width per tap: {len(taps)} taps, got {self.adapter_hidden}")
+            self.adapters = nn.ModuleList(Adapter(STAGES[t][0], h) for t, h in zip(taps, self.adapter_hidden))
+        else:
+            self.adapters = None
+        self.tracker_params: dict = {}       # per-model TrackerParams defaults (checkpoint meta -> manifest)
+        self.meta: dict = {}
         self.register_buffer("mean", torch.tensor(IMAGENET_MEAN).view(1, 3, 1, 1) * 255.0)
         self.register_buffer("inv_std", 1.0 / (torch.tensor(IMAGENET_STD).view(1, 3, 1, 1) * 255.0))
         self.eval()
@@ -58,7 +94,8 @@ class SINT(nn.Module):
     def embedding_dim(self) -> int:
         return sum(STAGES[t][0] for t in self.taps) * self.pooled[0] * self.pooled[1]
 
-    def feature_maps(self, image: torch.Tensor) -> list[torch.Tensor]:
+    def trunk_maps(self, image: torch.Tensor) -> list[torch.Tensor]:
+        """The frozen trunk's tapped maps (what training caches)."""
         x = (image - self.mean) * self.inv_std
         maps = []
         for i, stage in enumerate(self.trunk):
@@ -67,11 +104,24 @@ class SINT(nn.Module):
                 maps.append(x)
         return maps
 
+    def adapt(self, maps: list[torch.Tensor]) -> list[torch.Tensor]:
+        return maps if self.adapters is None else [a(m) for a, m in zip(self.adapters, maps)]
+
+    def feature_maps(self, image: torch.Tensor) -> list[torch.Tensor]:
+        return self.adapt(self.trunk_maps(image))
+
+    def pool_embed(self, maps: list[torch.Tensor], rois: torch.Tensor) -> torch.Tensor:
+        """Feature maps, [R,5] rois -> [R, D] concatenated unit parts (one L2-normalised part per level)."""
+        parts = [F.normalize(pool(fmap, rois).flatten(1), dim=1, eps=1e-6) for pool, fmap in zip(self.pools, maps)]
+        return torch.cat(parts, 1)
+
     def embed(self, image: torch.Tensor, rois: torch.Tensor) -> torch.Tensor:
         """[1,3,S,S] crop, [R,5] rois (batch, x1, y1, x2, y2 in crop px) -> [R, D] concatenated unit parts."""
-        parts = [F.normalize(pool(fmap, rois).flatten(1), dim=1, eps=1e-6)
-                 for pool, fmap in zip(self.pools, self.feature_maps(image))]
-        return torch.cat(parts, 1)
+        return self.pool_embed(self.feature_maps(image), rois)
+
+    def trained_state(self) -> dict[str, torch.Tensor]:
+        """The trained parts only (the trunk always comes from the offline ImageNet file)."""
+        return {k: v for k, v in self.state_dict().items() if k.startswith("adapters.")}
 
     def score(self, image: torch.Tensor, rois: torch.Tensor, template: torch.Tensor) -> torch.Tensor:
         return self.score_embed(image, rois, template)[0]
@@ -112,17 +162,63 @@ class SearchNet(nn.Module):
         return self.sint.score_embed(image, rois, template)
 
 
-def build_tracker(weights: str | None = None, crop_size: int = CROP_SIZE) -> SINT:
-    """SINT on the offline ImageNet MobileNetV2, or a SINT state dict file (``weights_only=True``)."""
-    from edge.models.mobilenet_v2 import load_state_dict_file
-    if weights is None:
-        return SINT(mobilenet_v2_imagenet(), crop_size).eval()
-    model = SINT(MobileNetV2(), crop_size)
-    state = load_state_dict_file(weights)
+def save_checkpoint(model: SINT, path: str | Path, meta: dict) -> None:
+    """Trained parts + metadata (architecture, tracker parameter defaults, how it was made), atomically."""
+    import json
+
+    from edge.fileio import atomic_write_bytes
+    meta = json.loads(json.dumps(meta, default=str))      # plain types only: loadable with weights_only=True
+    payload = {"state_dict": model.trained_state(),
+               "meta": {**meta, "config": {"crop_size": model.crop_size, "taps": list(model.taps),
+                                           "pooled": list(model.pooled),
+                                           "adapter_hidden": list(model.adapter_hidden or ())},
+                        "tracker_params": dict(model.tracker_params)}}
+    buf = io.BytesIO()
+    torch.save(payload, buf)
+    atomic_write_bytes(path, buf.getvalue())
+
+
+def load_checkpoint(path: str | Path) -> tuple[dict, dict]:
+    """(state_dict, meta) with ``weights_only=True``; one-line errors for missing/corrupt files."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"tracker checkpoint not found: {path}")
     try:
-        model.load_state_dict(state, strict=True)
-    except RuntimeError as e:
-        raise ValueError(f"{weights} is not a SINT state dict: {str(e).splitlines()[0][:200]}") from None
+        payload = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as e:  # corrupt zip, truncated file, forbidden pickle globals ...
+        first = (str(e).splitlines() or [""])[0][:200]
+        raise ValueError(f"cannot read tracker checkpoint {path}: {type(e).__name__}: {first}") from None
+    if not isinstance(payload, dict) or not isinstance(payload.get("state_dict"), dict):
+        raise ValueError(f"{path} is not a tracker checkpoint (expected a dict with a state_dict)")
+    return payload["state_dict"], payload.get("meta") if isinstance(payload.get("meta"), dict) else {}
+
+
+def build_tracker(weights: str | Path | None = None, crop_size: int = CROP_SIZE) -> SINT:
+    """The tracker in eval mode. ``weights=None``: the shipped checkpoint ``edge/weights/tracker.pt`` (the
+    untrained tracker if that file is absent, as now: see ``TRAINED_WEIGHTS``); ``"imagenet"``: the untrained tracker (frozen ImageNet
+    features, no adapters: the tracker before issue 10); a path: a tracker checkpoint (trained adapters +
+    meta, ``weights_only=True``) or a full SINT state dict. The trunk always comes from the offline ImageNet
+    file."""
+    if weights is None:
+        weights = DEFAULT_WEIGHTS if DEFAULT_WEIGHTS.is_file() else UNTRAINED
+    if str(weights) == UNTRAINED:
+        return SINT(mobilenet_v2_imagenet(), crop_size).eval()
+    state, meta = load_checkpoint(weights)
+    cfg = meta.get("config") or {}
+    full = any(k.startswith("trunk.") for k in state)
+    try:
+        model = SINT(MobileNetV2() if full else mobilenet_v2_imagenet(), int(cfg.get("crop_size", crop_size)),
+                     tuple(cfg.get("taps", TAPS)), tuple(cfg.get("pooled", POOLED)),
+                     tuple(cfg.get("adapter_hidden") or ()) or None)
+        missing, unexpected = model.load_state_dict(state, strict=False)
+    except (RuntimeError, TypeError, ValueError) as e:
+        raise ValueError(f"{weights} is not a SINT checkpoint: {str(e).splitlines()[0][:200]}") from None
+    own = set(model.state_dict()) if full else set(model.trained_state())
+    bad = [k for k in missing if k in own] + list(unexpected)
+    if bad:
+        raise ValueError(f"{weights} does not match the SINT model: {', '.join(bad[:5])}")
+    model.tracker_params = dict(meta.get("tracker_params") or {})
+    model.meta = meta
     return model.eval()
 
 
@@ -168,6 +264,9 @@ def config(model: SINT) -> dict:
         "feature_taps": [{"stage": t, "channels": STAGES[t][0], "stride": STAGES[t][1]} for t in model.taps],
         "pooled_shape": list(model.pooled),
         "max_score": float(len(model.taps)),
+        "trained": model.adapters is not None,
+        # per-model TrackerParams defaults (SiameseTracker reads them; explicit params override)
+        "tracker_params": dict(model.tracker_params),
         "networks": {
             "template": {"inputs": ["image", "box"], "outputs": ["embedding"]},
             "search": {"inputs": ["image", "rois", "template"], "outputs": ["scores", "embeddings"]},

@@ -27,6 +27,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from edge.classify.decision import Calibration, load_alarm_rules, rules_to_config
 from edge.flow import FLOW_BOUND
 from edge.kernels.convlstm.torch_op import ConvLSTMCell
 from edge.models.mobilenet_v2 import IMAGENET_MEAN, IMAGENET_STD, STAGES, MobileNetV2, mobilenet_v2_imagenet
@@ -45,7 +46,7 @@ except ImportError:  # pragma: no cover
         dynamic_axes: dict = field(default_factory=dict)
         profile: dict | None = None
 
-CLASSES = ("idle", "pass_by", "take", "put_back", "sit_down", "fall")
+CLASSES = ("none", "idle", "pass_by", "take", "put_back", "sit_down", "fall")   # = edge.data.actions.CLASSES
 DEFAULT_WEIGHTS = Path(__file__).resolve().parents[1] / "weights" / "classifier.pt"
 CAM_SCALE = 0.05               # initial CAM softmax temperature factor
 MOD_STAGE, TAP_STAGE = 3, 6   # modulate after stage 3 (24 ch, stride 4); features from stage 6 (32 ch, /8)
@@ -280,5 +281,9 @@ def config(model: TwoInOne) -> dict:
         "use_flow": cfg.use_flow,
         "state_reset": "zero h and c at the start of every window of clip_len steps",
         "logits": "of the last step of the window",
-        "meta": {k: v for k, v in model.meta.items() if k != "config"},
+        # torch-free decision constants (edge.classify.decision): temperature + open-set rule fitted on the
+        # validation split (absent in an uncalibrated checkpoint: T = 1, no rule), per-class alarm rules
+        "calibration": Calibration.from_config(model.meta.get("calibration")).to_config(),
+        "alarms": rules_to_config(load_alarm_rules(None, cfg.classes, strict=False)),
+        "meta": {k: v for k, v in model.meta.items() if k not in ("config", "calibration", "evaluation")},
     }

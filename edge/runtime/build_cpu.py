@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import tempfile
 from pathlib import Path
-from typing import Callable
 
 import numpy as np
 import onnx

@@ -29,7 +29,7 @@ from typing import Any, Sequence
 import numpy as np
 
 from edge.errors import UserError
-from edge.events import Event, SourceReconnect, StreamEnd, StreamSummary
+from edge.events import Event, SourceReconnect, StreamEnd, StreamSummary, kinds
 from edge.stream.sources import Frame, Source
 
 log = logging.getLogger("edge.stream")
@@ -462,7 +462,7 @@ class Pipeline:
             st.processed += 1
             st.first = now if st.first is None else st.first
             st.last = now
-            st.events.update(e.type for e in r.events)
+            st.events.update(k for e in r.events for k in kinds(e))
             r.timings["sink"] = now - t0
             r.timings["latency"] = now - r.captured
             for k, v in r.timings.items():
@@ -473,7 +473,7 @@ class Pipeline:
         """Close the stream's sessions (open actions end) and tell the sinks."""
         last = self.stats[i].last_index
         events = [e for s in self.sessions[i] if s is not None for e in s.close(last)] + [StreamEnd(last)]
-        self.stats[i].events.update(e.type for e in events)
+        self.stats[i].events.update(k for e in events for k in kinds(e))
         for sink in self.sinks:
             sink.end(i, self.streams[i].name, events)
 

@@ -38,6 +38,7 @@ class RunPlan:
     status_interval: float = 0.0
     display: bool = False
     remote: str | None = None           # grpc://HOST:PORT of an `edge serve`: the networks run there
+    alarms: str | None = None           # a rules file (edge/data/alarms.json form) instead of the manifest's
     threads: int | None = None          # onnxruntime intra-op threads per engine (None: see engine_threads)
 
 
@@ -162,7 +163,7 @@ def prepare(plan: RunPlan, on_event: Callable[[int, Event], None] | None = None)
     if plan.classifier:
         from edge.classify.runtime import ClassifierRuntime
         classifier = ClassifierRuntime(_engines(plan.classifier, "classifier", plan.remote, plan.threads, models),
-                                       window=plan.window, stride=plan.stride)
+                                       window=plan.window, stride=plan.stride, alarms=plan.alarms)
     pipe = Pipeline(streams, tracker=tracker, classifier=classifier, sinks=sinks, max_frames=plan.max_frames,
                     queue_size=plan.queue_size, live_queue_size=plan.live_queue_size, max_batch=plan.batch)
     if plan.display:

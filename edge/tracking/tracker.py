@@ -153,6 +153,26 @@ class SiameseTracker:
             self.box = np.concatenate([c - size / 2, size])
         return refined
 
+    def score_boxes(self, image: np.ndarray, boxes, around=None) -> np.ndarray:
+        """Scores [N] of frame boxes ``boxes`` [N, 4] (x, y, w, h) against the template, in the search crop
+        the tracker takes around ``around`` (default: its current box). For measurements (e.g. the
+        score-vs-scale profile of a target of known size); the tracking state is not changed."""
+        if self.template is None:
+            raise RuntimeError("tracker.score_boxes() before init()")
+        image = check_image(image)
+        around = self.box if around is None else np.asarray(around, np.float64)
+        crop = self._crop(around, 1.0)
+        patch = crop_region(image, crop)
+        xyxy = crop.to_crop(np.asarray(boxes, np.float64).reshape(-1, 4))
+        n, r = len(xyxy), self.params.num_candidates           # engines are built for R <= num_candidates
+        out = []
+        for i in range(0, n, r):
+            part = xyxy[i:i + r]
+            pad = np.concatenate([part, np.repeat(part[:1], r - len(part), 0)])
+            rois = np.concatenate([np.zeros((r, 1)), pad], 1).astype(np.float32)
+            out.append(self._search(patch, rois)[0][:len(part)])
+        return np.concatenate(out) if out else np.zeros(0, np.float32)
+
     def _crop(self, box: np.ndarray, widen: float) -> Crop:
         p = self.params
         side = search_side(box[2], box[3], p.context_amount, p.search_ratio) * widen
