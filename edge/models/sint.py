@@ -181,13 +181,8 @@ def save_checkpoint(model: SINT, path: str | Path, meta: dict) -> None:
 def load_checkpoint(path: str | Path) -> tuple[dict, dict]:
     """(state_dict, meta) with ``weights_only=True``; one-line errors for missing/corrupt files."""
     path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"tracker checkpoint not found: {path}")
-    try:
-        payload = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as e:  # corrupt zip, truncated file, forbidden pickle globals ...
-        first = (str(e).splitlines() or [""])[0][:200]
-        raise ValueError(f"cannot read tracker checkpoint {path}: {type(e).__name__}: {first}") from None
+    from edge.models.checkpoint import torch_load
+    payload = torch_load(path, "tracker checkpoint")
     if not isinstance(payload, dict) or not isinstance(payload.get("state_dict"), dict):
         raise ValueError(f"{path} is not a tracker checkpoint (expected a dict with a state_dict)")
     return payload["state_dict"], payload.get("meta") if isinstance(payload.get("meta"), dict) else {}
