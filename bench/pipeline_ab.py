@@ -32,7 +32,7 @@ from edge.fileio import atomic_write_bytes, atomic_write_json  # noqa: E402
 
 def run_tree(tree: Path, args, out: Path) -> dict:
     kernels = tree / "edge" / "kernels"
-    if not kernels.exists() and (tree / "kernels").is_dir():
+    if tree != ROOT and not kernels.exists() and (tree / "kernels").is_dir():   # this tree: the editable install
         kernels.symlink_to(tree / "kernels")
     cmd = [sys.executable, str(tree / "bench" / "pipeline.py"), "--tracker", args.tracker, "--classifier",
            args.classifier, "--frames", str(args.frames), "--streams", *map(str, args.streams), "--repeats", "1",
