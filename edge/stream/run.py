@@ -105,8 +105,9 @@ def check_outputs(plan: RunPlan) -> None:
 def engine_threads(engine_dir: str | Path, models: int) -> int | None:
     """Intra-op threads for a CPU engine when ``models`` models step at once (``Pipeline``'s concurrent
     models): the build's thread count shared among them (at least 1); None for other backends. Measured with
-    both models on 2 cores (``bench/profile_run.py``): 2 threads each spend about twice the CPU per frame of
-    1 thread each (worker threads spin inside every run), for no more frames per second."""
+    both models on 2 cores (``bench/profile_run.py``, bikes.mp4, load average 6-11): 2 threads each spent
+    48.4 CPU ms per frame of the stages alone and ran 10.7 FPS end to end, 1 thread each 30.1 ms and 15.1 FPS
+    (2 threads' workers spin inside every run and wait on each other)."""
     from edge.runtime import fingerprint as fpr
     fp = fpr.read(Path(engine_dir))
     if fp.backend != "onnxruntime":
