@@ -10,7 +10,9 @@ at a time, single-threaded: capture = decode (``VideoFileSource``), prep = resiz
 (``ClassifierRuntime.prepare``), infer = the pipeline's own inference step (tracker + encoder batched
 across streams + ConvLSTM windows), sink = overlay video + JSON Lines. End to end = the threaded
 ``Pipeline`` with N file sources of the clip. Both are repeated (alternating) and the medians reported.
-Goal: end to end >= 0.9x the slowest stage alone.
+Goals (issue 16): CPU ms per frame of the stages alone <= 9; end to end >= 0.9x the CPU bound (cores / CPU
+seconds per frame of the stages alone); both models on 1 stream >= 150 FPS, 4 streams >= 220 FPS in total.
+Engines load with ``edge run``'s thread rule (``edge.stream.run.engine_threads``) unless ``--threads``.
 Writes ``pipeline.json`` and ``pipeline.md`` (atomically) into ``--out``.
 """
 from __future__ import annotations
@@ -54,7 +56,8 @@ def build_engines(work: Path) -> dict[str, Path]:
 
 def make_pipeline(n, clip, frames, trk, cls, sinks=(), box=None):
     from edge.tracking.session import TrackerRuntime
-    streams = [StreamInput(open_source(str(clip)), box, f"s{i}") for i in range(n)]
+    from edge.stream.sources import decode_threads
+    streams = [StreamInput(open_source(str(clip), decode_threads=decode_threads(n)), box, f"s{i}") for i in range(n)]
     return Pipeline(streams, tracker=TrackerRuntime(trk) if trk is not None else None,
                     classifier=ClassifierRuntime(cls) if cls is not None else None, sinks=list(sinks),
                     max_frames=frames, max_batch=max(8, n))
@@ -86,13 +89,14 @@ def stages_alone(n, clip, frames, trk, cls, box, tmp: Path) -> dict:
 
 
 def _stages_alone(n, clip, frames, trk, cls, box, tmp: Path) -> dict:
+    from edge.stream.sources import decode_threads
     res, cpu = {}, {}
     # capture
     c0 = time.process_time()
     t0 = time.perf_counter()
     decoded = []
     for s in range(n):
-        src = open_source(str(clip))
+        src = open_source(str(clip), decode_threads=decode_threads(n))
         stop = threading.Event()
         imgs = []
         for img, ts, _ in src.frames(stop):
@@ -125,6 +129,7 @@ def _stages_alone(n, clip, frames, trk, cls, box, tmp: Path) -> dict:
         pipe._infer_batch(batch)
     res["infer"] = n * frames / (time.perf_counter() - t0)
     cpu["infer"] = (time.process_time() - c0) / (n * frames)
+    pipe._close_model_workers()
     results = []
     while not pipe.q_out.empty():
         results.append(pipe.q_out.get())
@@ -219,8 +224,12 @@ def measure(n, clip, frames, trk, cls, box, work, repeats, backend) -> dict:
            "ratio": round(e2e["fps"] / alone[slowest], 3),
            "cpu_ms_per_frame_alone": cpu_alone, "cpu_ms_per_frame_e2e": round(cpu_e2e, 3),
            "cpu_overhead": round(cpu_e2e / sum(cpu_alone.values()), 3), "infer_busy": e2e["infer_busy"],
+           # what the cores allow: cores / CPU seconds per frame of the stages alone; goal e2e >= 0.9x of it
+           "cpu_bound_fps": round((os.cpu_count() or 1) * 1000 / sum(cpu_alone.values()), 1),
+           "e2e_vs_cpu_bound": round(e2e["fps"] * sum(cpu_alone.values()) / ((os.cpu_count() or 1) * 1000), 3),
            "e2e": e2e}
-    print(f"{backend}, {n} stream(s): e2e {e2e['fps']:.1f} fps (runs {row['e2e_fps_runs']}), stages alone "
+    print(f"{backend}, {n} stream(s): e2e {e2e['fps']:.1f} fps (runs {row['e2e_fps_runs']}; "
+          f"{row['e2e_vs_cpu_bound']:.2f}x the CPU bound {row['cpu_bound_fps']:.0f}), stages alone "
           f"{alone}, slowest {slowest} {alone[slowest]:.1f} fps, ratio {row['ratio']:.2f}; CPU ms/frame e2e "
           f"{cpu_e2e:.1f} vs stages alone {cpu_alone} (x{row['cpu_overhead']:.2f}); infer busy {e2e['infer_busy']:.2f}",
           flush=True)
@@ -239,10 +248,13 @@ def main(argv=None) -> int:
                     help="paced live-camera runs (1 stream) for latency and drops")
     ap.add_argument("--reference-frames", type=int, default=40,
                     help="frames for the PyTorch-reference row (1 stream; 0 = skip)")
+    ap.add_argument("--threads", type=int, default=None,
+                    help="onnxruntime threads per engine (default: as edge run, the build's shared by the models)")
     ap.add_argument("--out", default=str(ROOT / "bench" / "results"))
     args = ap.parse_args(argv)
 
     from edge.runtime import load_engines
+    from edge.stream.run import engine_threads
     clip = video_clip(args.clip)
     box = BOX.get(args.clip, (10.0, 10.0, 40.0, 40.0))
     work = Path(tempfile.mkdtemp(prefix="edge-bench-pipeline-"))
@@ -250,9 +262,11 @@ def main(argv=None) -> int:
     if not (args.tracker and args.classifier):
         built = build_engines(work)
         dirs = {k: v or built[k] for k, v in dirs.items()}
-    trk, cls = load_engines(dirs["tracker"]), load_engines(dirs["classifier"])
+    threads = {k: args.threads or engine_threads(v, 2) for k, v in dirs.items()}
+    trk, cls = (load_engines(dirs[k], threads=threads[k]) for k in ("tracker", "classifier"))
     end_to_end(1, clip, 10, trk, cls, box, work)                       # warm-up
 
+    load_start = [round(x, 2) for x in os.getloadavg()]
     rows = []
     for n in args.streams:
         rows.append(measure(n, clip, args.frames, trk, cls, box, work, args.repeats,
@@ -267,8 +281,10 @@ def main(argv=None) -> int:
 
     meta = {"date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()), "clip": args.clip,
             "cpu": platform.processor() or platform.machine(), "cores": os.cpu_count(),
+            "load_average_start": load_start,
             "load_average": [round(x, 2) for x in os.getloadavg()], "engines": {k: str(v) for k, v in dirs.items()},
-            "goal": "e2e_fps >= 0.9 x slowest stage alone"}
+            "threads_per_engine": threads,
+            "goal": "stages alone <= 9 CPU ms/frame; e2e_fps >= 0.9 x CPU bound; 1 stream >= 150 FPS, 4 >= 220"}
     out = Path(args.out)
     atomic_write_json(out / "pipeline.json", {"meta": meta, "rows": rows, "live": live})
     atomic_write_bytes(out / "pipeline.md", markdown(meta, rows, live).encode())
@@ -278,21 +294,23 @@ def main(argv=None) -> int:
 
 def markdown(meta, rows, live=()) -> str:
     lines = [f"# `edge run` pipeline benchmark ({meta['date']}, {meta['clip']}, {meta['cores']} cores, "
-             f"load average {meta['load_average']})", "",
+             f"load average {meta.get('load_average_start')} -> {meta['load_average']}, threads per engine "
+             f"{meta.get('threads_per_engine')})", "",
              "End to end = threaded pipeline (capture -> prep + DIS flow -> tracker + classifier -> overlay video"
              " + JSONL), FPS summed over streams. Stage alone = that stage's code by itself on the same frames."
              " Medians of alternated repeats. Infer busy = share of the end-to-end wall time the inference"
              " thread was working (1.0 = the pipeline never starves it; the rest of the gap is CPU sharing:"
              " the other stages and other processes run on the same 2 cores as onnxruntime's 2 threads).",
+             " CPU bound = cores / CPU ms per frame of the stages alone.",
              "", "| backend | streams | e2e FPS | capture | prep | infer | sink | slowest | e2e / slowest "
-             "| CPU ms/frame e2e / sum of stages alone | infer busy |",
-             "|---|---|---|---|---|---|---|---|---|---|---|"]
+             "| CPU ms/frame e2e / sum of stages alone | CPU bound FPS | e2e / CPU bound | infer busy |",
+             "|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
     for r in rows:
         a = r["stage_fps_alone"]
         lines.append(f"| {r['backend']} | {r['streams']} | {r['e2e_fps']:.1f} | {a['capture']:.0f} | {a['prep']:.0f} "
                      f"| {a['infer']:.1f} | {a['sink']:.0f} | {r['slowest_stage']} | {r['ratio']:.2f} "
                      f"| {r['cpu_ms_per_frame_e2e']:.1f} / {sum(r['cpu_ms_per_frame_alone'].values()):.1f} "
-                     f"| {r['infer_busy']:.2f} |")
+                     f"| {r['cpu_bound_fps']:.0f} | {r['e2e_vs_cpu_bound']:.2f} | {r['infer_busy']:.2f} |")
     lines += ["", "Per-stage latency in the end-to-end run (ms, p50 / p95 / p99; infer is per frame of a batch, "
               "latency = capture to sink done):", "", "| backend | streams | capture | prep | infer | sink | latency |",
               "|---|---|---|---|---|---|---|"]

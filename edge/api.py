@@ -153,7 +153,8 @@ def run(sources: PathLike | Sequence[PathLike], tracker: PathLike | EngineSet | 
     ``queue_size``, ``live_queue_size``, ``batch``, ``max_reconnects``, ``open_timeout``,
     ``status_interval``, ``display``, ``remote`` (``grpc://HOST:PORT`` of an ``edge serve``: ``tracker`` /
     ``classifier`` then name served models), ``alarms`` (a per-class alarm rules file, ``edge/data/alarms.json``
-    form, instead of the model's). Everything is validated before any engine loads or any
+    form, instead of the model's), ``threads`` (onnxruntime threads per engine; default: the build's, shared
+    by the models that run, which step concurrently). Everything is validated before any engine loads or any
     thread starts."""
     from edge.stream.run import execute
     plan = run_plan(sources, tracker, init_box, classifier, out_video, events, max_frames, **options)
@@ -165,7 +166,7 @@ def run_plan(sources, tracker=None, init_box=None, classifier=None, out_video=No
              tracker_params: Mapping | None = None, queue_size: int = 4, live_queue_size: int = 2,
              batch: int = 8, max_reconnects: int | None = None, open_timeout: float | None = None,
              status_interval: float = 0.0, display: bool = False, remote: str | None = None,
-             alarms: PathLike | None = None):
+             alarms: PathLike | None = None, threads: int | None = None):
     """The ``edge.stream.run.RunPlan`` of ``run``'s arguments (for callers that drive the pipeline)."""
     from edge.stream.run import RunPlan
     srcs = [str(sources)] if isinstance(sources, (str, os.PathLike)) else [str(s) for s in sources]
@@ -175,7 +176,8 @@ def run_plan(sources, tracker=None, init_box=None, classifier=None, out_video=No
                    window=window, stride=stride, tracker_params=dict(tracker_params or {}),
                    queue_size=queue_size, live_queue_size=live_queue_size, batch=batch,
                    max_reconnects=max_reconnects, open_timeout=open_timeout, status_interval=status_interval,
-                   display=display, remote=remote, alarms=None if alarms is None else str(alarms))
+                   display=display, remote=remote, alarms=None if alarms is None else str(alarms),
+                   threads=threads)
 
 
 def _boxes(init_box, n: int) -> list:

@@ -126,3 +126,26 @@ def test_python_dash_m_edge_is_the_cli():
     out = subprocess.run([sys.executable, "-m", "edge", "run", "--source", "nope.mp4"], capture_output=True,
                          text=True, timeout=60)
     assert out.returncode == 2 and out.stderr.count("\n") == 1 and "nope.mp4" in out.stderr
+
+
+def test_engines_share_the_build_threads_when_both_models_run(standins):
+    """Both models step concurrently, so each CPU engine loads with the build's threads divided among them;
+    ``threads`` overrides; one model alone keeps the build's."""
+    from edge.runtime import fingerprint as fpr
+    from edge.stream.run import RunPlan, engine_threads, prepare
+    built = fpr.read(standins["tracker"]).session.threads
+    assert engine_threads(standins["tracker"], 1) == built
+    assert engine_threads(standins["tracker"], 2) == max(1, built // 2)
+
+    def session_threads(**kw):
+        plan = RunPlan(sources=[str(CLIP)], init_boxes=[(60, 30, 60, 70)], max_frames=2, **kw)
+        pipe = prepare(plan)
+        for s in pipe.streams:
+            s.source.close()
+        sessions = [s for rt in pipe.runtimes for e in rt.engines.networks.values()
+                    for s in (getattr(e, "sessions", None) or {"": e.session}).values()]
+        return {s.get_session_options().intra_op_num_threads for s in sessions}
+    both = dict(tracker=str(standins["tracker"]), classifier=str(standins["classifier"]))
+    assert session_threads(**both) == {max(1, built // 2)}
+    assert session_threads(**both, threads=3) == {3}
+    assert session_threads(tracker=str(standins["tracker"])) == {built}

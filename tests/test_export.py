@@ -21,7 +21,7 @@ from edge.models.registry import torch_engines
 from edge.runtime import load_engines
 from edge.runtime.build import build
 from edge.runtime.feeds import fresh_feeds, load_examples
-from edge.runtime.precision import int8_pays
+from edge.runtime.precision import PAYS_RATIO, int8_pays
 from edge.contract import Fingerprint
 from edge.runtime.fingerprint import EngineMismatch
 
@@ -223,6 +223,14 @@ def test_int8_consumes_calibrated_graph_and_keeps_faster(exported, reference, tm
         best = {p: min(v for k, v in t.items() if k in (f"onnxruntime_{p}", f"onnxruntime+numba_split_{p}"))
                 for p in ("int8", "fp32")}        # each precision judged in its fastest form
         assert entry["precision"] == ("int8" if int8_pays(best["int8"], best["fp32"]) else "fp32")
+        # plain onnxruntime on the export, timed in the same rotation: the build says what it adds over it
+        kept = ("onnxruntime+numba_split_" if entry["kind"] == "onnxruntime+numba" else "onnxruntime_") + \
+            entry["precision"]
+        ratio = t["plain_onnxruntime"] / t[kept]
+        assert entry["vs_plain_onnxruntime"] == pytest.approx(ratio, rel=1e-2, abs=1e-3)
+        says = [n for n in entry.get("notes", []) if "adds nothing over onnxruntime" in n]
+        assert bool(says) == (entry["vs_plain_onnxruntime"] < PAYS_RATIO)
+        assert all("vs plain onnxruntime on the export" in n and "tried" in n for n in says)
     engines = load_engines(tmp_path / "int8")
     feeds = fresh_feeds(engines.manifest.raw["networks"]["encoder"], load_examples(src, "encoder")[0], rng)
     errs = _max_errs(engines["encoder"].run(feeds), reference["encoder"].run(feeds))

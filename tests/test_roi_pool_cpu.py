@@ -44,6 +44,25 @@ def test_tracker_like_sizes(rng, count):
         np.testing.assert_array_equal(cpu.roi_pool(x, rois, (4, 4), 0.125, parallel=parallel), got)
 
 
+def test_rois_sharing_rounded_corners(rng):
+    """Many rois round to the same bins (a tracker's candidates around one box): each one equals
+    MaxRoiPool's, including copies in another image of the batch and near-copies that round apart."""
+    x = make_features(rng, 2, 24, 10, 10)
+    base = rng.uniform(8, 60, (6, 4)).astype(np.float32)
+    base[:, 2:] += base[:, :2] + 16                       # x2 > x1, y2 > y1 in image pixels
+    jitter = rng.uniform(-6, 6, (40, 6, 4)).astype(np.float32)   # +-6 px at scale 1/16: mostly the same bins
+    boxes = (base[None] + jitter).reshape(-1, 4)
+    batch = rng.integers(0, 2, (len(boxes), 1)).astype(np.float32)
+    rois = np.concatenate([batch, boxes], 1)
+    rois = np.concatenate([rois, rois[:5] * np.float32([0, 1, 1, 1, 1]) + np.float32([1, 0, 0, 0, 0])])  # image 1
+    corners = np.floor(np.abs(rois[:, 1:] / 16) + 0.5)
+    assert len(np.unique(np.concatenate([rois[:, :1], corners], 1), axis=0)) < len(rois) // 2
+    got = cpu.roi_pool(x, rois, (4, 4), 1 / 16)
+    np.testing.assert_array_equal(got, ort_max_roi_pool(x, rois, (4, 4), 1 / 16))
+    for parallel in (False, True):
+        np.testing.assert_array_equal(cpu.roi_pool(x, rois, (4, 4), 1 / 16, parallel=parallel), got)
+
+
 def test_argmax_points_at_the_maximum(rng):
     x = make_features(rng, 2, 5, 9, 7)
     rois = make_rois(rng, 2, 9, 7, 0.5, 40)

@@ -86,6 +86,74 @@ def test_two_streams_batch_the_encoder_and_keep_separate_state():
                                                        rel=1e-4, abs=1e-5)
 
 
+class _Session:
+    def prepare(self, frame):
+        return frame.index
+
+    def close(self, last_frame):
+        return []
+
+
+class _Model:
+    """A second model of the run protocol: its step meets the other model's at a barrier (so it passes only
+    when both step at once) and records the thread it ran in; ``fail_at`` raises there."""
+
+    def __init__(self, barrier=None, fail_at=None):
+        self.barrier, self.fail_at, self.threads = barrier, fail_at, set()
+
+    def session(self, *args):
+        return _Session()
+
+    def step(self, items):
+        self.threads.add(threading.current_thread().name)
+        if self.barrier is not None:
+            self.barrier.wait()
+        if self.fail_at is not None and any(p == self.fail_at for _, p, _ in items):
+            raise ValueError(f"model failed at frame {self.fail_at}")
+        return [type("Update", (), {"events": []})() for _ in items]
+
+
+class _Meeting(ClassifierRuntime):
+    def __init__(self, engines, barrier):
+        super().__init__(engines)
+        self.barrier = barrier
+
+    def step(self, items):
+        self.barrier.wait()
+        return super().step(items)
+
+
+def test_models_step_concurrently_with_the_same_results():
+    """Two models: the second steps in a worker thread while the inference thread steps the first (they
+    meet at a barrier every batch); the classifier's labels equal a run without concurrency."""
+    barrier = threading.Barrier(2, timeout=10)
+    other = _Model(barrier)
+    sink = Collect()
+    pipe = Pipeline([StreamInput(open_source(str(CLIP)), (1, 1, 4, 4))], tracker=other,
+                    classifier=_Meeting(classifier_engines(window=4, stride=2), barrier), sinks=[sink], max_frames=30)
+    assert pipe.run()[0].processed == 30
+    assert other.threads == {"infer"} and not barrier.broken
+    plain = Collect()
+    Pipeline([StreamInput(open_source(str(CLIP)))],
+             classifier=ClassifierRuntime(classifier_engines(window=4, stride=2)), sinks=[plain], max_frames=30,
+             concurrent_models=False).run()
+    assert [(r.label, r.label_score) for r in sink.results] == [(r.label, r.label_score) for r in plain.results]
+
+
+def test_error_in_the_concurrent_model_aborts_and_reraises():
+    pipe = Pipeline([StreamInput(open_source(str(CLIP)), (1, 1, 4, 4))], tracker=_Model(),
+                    classifier=_FailingClassifier(classifier_engines()), max_frames=40)
+    with pytest.raises(ValueError, match="classifier failed at frame 7"):
+        pipe.run()
+
+
+class _FailingClassifier(ClassifierRuntime):
+    def step(self, items):
+        if any(f.index == 7 for _, _, f in items):
+            raise ValueError("classifier failed at frame 7")
+        return super().step(items)
+
+
 def _live_file(path, **kw):
     return LiveSource(lambda: cv2.VideoCapture(str(path)), "live-file", max_reconnects=0, **kw)
 

@@ -11,7 +11,7 @@ import pytest
 from edge.assets import video_clip
 from edge.errors import UserError
 from edge.stream.sources import (ImageFolderSource, LiveSource, VideoFileSource, _gstreamer_available,
-                                 classify_spec, open_source)
+                                 classify_spec, decode_threads, open_source)
 from fixtures.numpy_engines import MJPEGServer, free_port, read_clip
 
 CLIP = video_clip("carphone_pristine.mp4")
@@ -29,6 +29,17 @@ def test_video_file_source_yields_every_frame_as_decoded():
     ts = [t for _, t, _ in got]
     assert ts[0] == pytest.approx(0.0, abs=1e-6) and all(b > a for a, b in zip(ts, ts[1:]))
     assert src.stats.frames == 120 and src.stats.corrupt == 0
+
+
+def test_single_threaded_decoding_gives_the_same_frames():
+    expected = read_clip(CLIP)
+    src = open_source(str(CLIP), decode_threads=1)
+    assert src.cap.get(cv2.CAP_PROP_N_THREADS) == 1
+    got = [img for img, _, _ in src.frames(threading.Event())]
+    assert len(got) == 120 and all(np.array_equal(a, b) for a, b in zip(got, expected))
+    assert decode_threads(1) is None or decode_threads(1) == 1      # one core: one thread
+    assert decode_threads(64) == 1
+
 
 
 def test_image_folder_otb_layout_skips_and_counts_corrupt(tmp_path, rng):

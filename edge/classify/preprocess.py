@@ -15,6 +15,7 @@ import cv2
 import numpy as np
 
 from edge.flow import FLOW_BOUND, DISFlow, encode_flow
+from edge.image import bgr_to_nchw_rgb
 
 
 def resize_frame(frame_bgr: np.ndarray, size: int) -> np.ndarray:
@@ -30,8 +31,7 @@ def resize_frame(frame_bgr: np.ndarray, size: int) -> np.ndarray:
 
 def rgb_input(frame_bgr: np.ndarray, size: int) -> np.ndarray:
     """Frame (HxWx3 uint8 BGR) -> [1, 3, size, size] float32 RGB 0..255."""
-    small = resize_frame(frame_bgr, size)
-    return np.ascontiguousarray(small[:, :, ::-1].transpose(2, 0, 1)[None], dtype=np.float32)
+    return bgr_to_nchw_rgb(resize_frame(frame_bgr, size))
 
 
 def gray(frame_bgr_small: np.ndarray) -> np.ndarray:
@@ -65,8 +65,7 @@ class FrameStream:
         else:
             flow = self.dis(self.prev, g)
         self.prev = g
-        rgb = np.ascontiguousarray(small[:, :, ::-1].transpose(2, 0, 1)[None], dtype=np.float32)
-        return rgb, flow_input(flow, self.bound)
+        return bgr_to_nchw_rgb(small), flow_input(flow, self.bound)
 
 
 def clip_inputs(frames_bgr: np.ndarray | list, size: int, preset: str = "ultrafast",

@@ -36,6 +36,8 @@ def add_arguments(p) -> None:
     p.add_argument("--live-queue-size", type=int, default=2,
                    help="frames buffered after capture for live sources (oldest dropped beyond; lower = less latency)")
     p.add_argument("--batch", type=int, default=8, help="max frames per inference batch (across streams)")
+    p.add_argument("--threads", type=int, default=None,
+                   help="onnxruntime threads per engine (default: the build's, shared by the models that run)")
     p.add_argument("--max-reconnects", type=int, default=None,
                    help="give up on a live source after N failed reopen attempts (default: never)")
     p.add_argument("--open-timeout", type=float, default=None, metavar="S",
@@ -56,7 +58,7 @@ def run_kwargs(args) -> dict:
                 queue_size=args.queue_size, live_queue_size=args.live_queue_size, batch=args.batch,
                 max_reconnects=args.max_reconnects, open_timeout=args.open_timeout,
                 status_interval=args.status_interval, display=args.display, remote=args.remote,
-                alarms=args.alarms)
+                alarms=args.alarms, threads=args.threads)
 
 
 def run(args) -> int:

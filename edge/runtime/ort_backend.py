@@ -84,10 +84,13 @@ class SplitEngine:
     backend = "onnxruntime+numba"
 
     def __init__(self, name: str, stages: Sequence, sessions: dict[str, ort.InferenceSession],
-                 inputs: Sequence[TensorSpec], outputs: Sequence[TensorSpec]):
+                 inputs: Sequence[TensorSpec], outputs: Sequence[TensorSpec], threads: int | None = None):
         from edge.kernels.roi_pool.cpu import roi_pool  # numba, torch-free
         from edge.contract import Stage
         self._roi_pool = roi_pool
+        # an engine given one thread keeps its ROI kernel on one thread too (another model may be running
+        # on the other cores); otherwise the kernel's own rule (parallel unless the CPU is oversubscribed)
+        self._roi_parallel = False if threads == 1 else None
         self.name, self.sessions = name, sessions
         self.stages = [s if isinstance(s, Stage) else Stage.from_dict(s, name) for s in stages]
         self.inputs, self.outputs = list(inputs), list(outputs)
@@ -97,7 +100,8 @@ class SplitEngine:
         for st in self.stages:
             if st.kind == "roi_pool":
                 x, rois = (env[t] for t in st.inputs)
-                env[st.outputs[0]] = self._roi_pool(x, rois, st.pooled_shape, st.spatial_scale)
+                env[st.outputs[0]] = self._roi_pool(x, rois, st.pooled_shape, st.spatial_scale,
+                                                    parallel=self._roi_parallel)
             else:
                 got = self.sessions[st.segment].run(list(st.outputs), {t: env[t] for t in st.inputs})
                 env.update(zip(st.outputs, got))
@@ -117,6 +121,6 @@ def load_network(engine_dir: Path, net_name: str, plan: NetworkPlan, net: Networ
     if plan.kind == "onnxruntime+numba":
         sessions = {st.segment: session(engine_dir / st.file, threads, spin=spin)
                     for st in plan.stages if st.kind == "onnxruntime"}
-        return SplitEngine(net_name, plan.stages, sessions, ins, outs)
+        return SplitEngine(net_name, plan.stages, sessions, ins, outs, threads)
     (file,) = plan.files
     return OrtEngine(net_name, session(engine_dir / file, threads, spin=spin), ins, outs)

@@ -115,6 +115,40 @@ class FrameResult:
                 setattr(self, k, v)
 
 
+class _ModelWorker:
+    """One model's step in its own thread, one job at a time: ``submit`` then ``result`` (which re-raises)."""
+
+    def __init__(self, name: str) -> None:
+        self._jobs: queue.Queue = queue.Queue(1)
+        self._done: queue.Queue = queue.Queue(1)
+        self._thread = threading.Thread(target=self._loop, name=name, daemon=True)
+        self._thread.start()
+
+    def _loop(self) -> None:
+        while True:
+            job = self._jobs.get()
+            if job is None:
+                return
+            fn, arg = job
+            try:
+                self._done.put((True, fn(arg)))
+            except BaseException as e:  # noqa: BLE001 - handed to the inference thread
+                self._done.put((False, e))
+
+    def submit(self, fn, arg) -> None:
+        self._jobs.put((fn, arg))
+
+    def result(self):
+        ok, value = self._done.get()
+        if not ok:
+            raise value
+        return value
+
+    def close(self) -> None:
+        self._jobs.put(None)
+        self._thread.join(5.0)
+
+
 class Sink:
     """A consumer of results; all sinks run in the sink thread and never see the pipeline."""
 
@@ -164,7 +198,7 @@ class Pipeline:
 
     def __init__(self, streams: Sequence[StreamInput], *, tracker=None, classifier=None,
                  sinks: Sequence[Sink] = (), max_frames: int | None = None, queue_size: int = 4,
-                 live_queue_size: int = 2, max_batch: int = 8) -> None:
+                 live_queue_size: int = 2, max_batch: int = 8, concurrent_models: bool = True) -> None:
         if not streams:
             raise ValueError("no sources")
         self.streams = list(streams)
@@ -175,6 +209,10 @@ class Pipeline:
         self.stats = [StreamStats(s.name, s.source.live) for s in self.streams]
         # per stream, per model: its session (None where that model does not run on the stream)
         self.runtimes = [rt for rt in (tracker, classifier) if rt is not None]
+        # the models of one batch are independent: with several, each extra one steps in its own worker
+        # thread while the inference thread steps the first (the engines release the GIL)
+        self.concurrent_models = bool(concurrent_models) and len(self.runtimes) > 1
+        self._model_workers: list[_ModelWorker] = []
         self.sessions: list[list] = []
         for s in self.streams:
             row = []
@@ -321,18 +359,21 @@ class Pipeline:
                 return
 
     def _infer(self) -> None:
-        open_streams = len(self.streams)
-        while open_streams:
-            first = self._get(self.q_inf)
-            if first is None:
-                return
-            batch = [first]
-            while len(batch) < self.max_batch:
-                try:
-                    batch.append(self.q_inf.get_nowait())
-                except queue.Empty:
-                    break
-            open_streams -= self._infer_batch(batch)
+        try:
+            open_streams = len(self.streams)
+            while open_streams:
+                first = self._get(self.q_inf)
+                if first is None:
+                    return
+                batch = [first]
+                while len(batch) < self.max_batch:
+                    try:
+                        batch.append(self.q_inf.get_nowait())
+                    except queue.Empty:
+                        break
+                open_streams -= self._infer_batch(batch)
+        finally:
+            self._close_model_workers()
         self._put(self.q_out, End(-1))
 
     def _infer_batch(self, batch: list) -> int:
@@ -349,10 +390,14 @@ class Pipeline:
             if f.reconnected:
                 r.events.append(SourceReconnect(f.index, src.stats.reconnects))
             results[id(w)] = r
+        jobs = []
         for m, rt in enumerate(self.runtimes):        # each model: one batched step over its sessions
             mine = [w for w in works if self.sessions[w.frame.stream][m] is not None]
             items = [(self.sessions[w.frame.stream][m], w.prepared[m], w.frame) for w in mine]
-            for w, update in zip(mine, rt.step(items)):
+            if items:
+                jobs.append((mine, rt, items))
+        for mine, updates in self._step_models(jobs):
+            for w, update in zip(mine, updates):
                 results[id(w)].apply(update)
         dt = (time.perf_counter() - t0) / max(len(works), 1)
         ended = 0
@@ -366,6 +411,27 @@ class Pipeline:
             if not self._put(self.q_out, item):
                 break
         return ended
+
+    def _step_models(self, jobs: list) -> list:
+        """``[(works, updates)]`` of each ``(works, runtime, items)`` job; with ``concurrent_models`` every job
+        but the first runs in a worker thread meanwhile. Updates are applied in model order either way."""
+        if not self.concurrent_models or len(jobs) < 2:
+            return [(mine, rt.step(items)) for mine, rt, items in jobs]
+        while len(self._model_workers) < len(jobs) - 1:
+            self._model_workers.append(_ModelWorker(f"infer-model{len(self._model_workers) + 1}"))
+        for worker, (_, rt, items) in zip(self._model_workers, jobs[1:]):
+            worker.submit(rt.step, items)
+        mine, rt, items = jobs[0]
+        try:
+            out = [(mine, rt.step(items))]
+        finally:
+            rest = [worker.result() for worker in self._model_workers[:len(jobs) - 1]]
+        return out + [(m, r) for (m, _, _), r in zip(jobs[1:], rest)]
+
+    def _close_model_workers(self) -> None:
+        for worker in self._model_workers:
+            worker.close()
+        self._model_workers.clear()
 
     def _sink(self) -> None:
         try:

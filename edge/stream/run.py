@@ -39,6 +39,7 @@ class RunPlan:
     display: bool = False
     remote: str | None = None           # grpc://HOST:PORT of an `edge serve`: the networks run there
     alarms: str | None = None           # a rules file (edge/data/alarms.json form) instead of the manifest's
+    threads: int | None = None          # onnxruntime intra-op threads per engine (None: see engine_threads)
 
 
 class CallbackSink(Sink):
@@ -65,6 +66,8 @@ def _check(plan: RunPlan) -> None:
                          ("--max-reconnects", plan.max_reconnects, 0)):
         if v is not None and (not isinstance(v, int) or v < low):
             raise UserError(f"{what} must be an integer >= {low}, got {v!r}")
+    if plan.threads is not None and (not isinstance(plan.threads, int) or plan.threads < 1):
+        raise UserError(f"--threads must be an integer >= 1, got {plan.threads!r}")
     if plan.open_timeout is not None and not plan.open_timeout > 0:
         raise UserError(f"--open-timeout must be > 0 seconds, got {plan.open_timeout}")
     if plan.tracker and not plan.init_boxes:
@@ -99,12 +102,25 @@ def check_outputs(plan: RunPlan) -> None:
                 raise UserError(f"{what} and {other} name the same file: each output needs its own path")
 
 
-def _engines(name: str, kind: str, remote: str | None):
+def engine_threads(engine_dir: str | Path, models: int) -> int | None:
+    """Intra-op threads for a CPU engine when ``models`` models step at once (``Pipeline``'s concurrent
+    models): the build's thread count shared among them (at least 1); None for other backends. Measured with
+    both models on 2 cores (``bench/profile_run.py``, bikes.mp4, load average 6-11): 2 threads each spent
+    48.4 CPU ms per frame of the stages alone and ran 10.7 FPS end to end, 1 thread each 30.1 ms and 15.1 FPS
+    (2 threads' workers spin inside every run and wait on each other)."""
+    from edge.runtime import fingerprint as fpr
+    fp = fpr.read(Path(engine_dir))
+    if fp.backend != "onnxruntime":
+        return None
+    return max(1, (fp.session.threads or os.cpu_count() or 1) // max(1, models))
+
+
+def _engines(name: str, kind: str, remote: str | None, threads: int | None = None, models: int = 1):
     """A model's engines: an engine folder here, or (``remote``) the networks an ``edge serve`` hosts, named
     by their served model name or by a local engine folder whose manifest names them."""
     if remote is None:
         from edge.runtime import load_engines
-        return load_engines(name, kind=kind)
+        return load_engines(name, kind=kind, threads=threads or engine_threads(name, models))
     from edge.runtime.triton_backend import load_remote_engines
     engines = load_remote_engines(remote, name)
     if engines.kind != kind:
@@ -115,7 +131,7 @@ def _engines(name: str, kind: str, remote: str | None):
 def prepare(plan: RunPlan, on_event: Callable[[int, Event], None] | None = None) -> Pipeline:
     """The pipeline of ``plan``: arguments, outputs, then sources, then engines (errors -> UserError)."""
     from edge.stream.sinks import DisplaySink, EventsSink, StatusSink, VideoSink
-    from edge.stream.sources import open_source
+    from edge.stream.sources import decode_threads, open_source
     from edge.tracking.session import clip_box, parse_box
 
     _check(plan)
@@ -132,7 +148,7 @@ def prepare(plan: RunPlan, on_event: Callable[[int, Event], None] | None = None)
         sinks.append(CallbackSink(on_event))
     streams = []
     for i, spec in enumerate(plan.sources):
-        src = open_source(spec, max_reconnects=plan.max_reconnects,
+        src = open_source(spec, max_reconnects=plan.max_reconnects, decode_threads=decode_threads(len(plan.sources)),
                           **({"open_timeout": plan.open_timeout} if plan.open_timeout else {}))
         box = (boxes[i] if len(boxes) > 1 else boxes[0]) if boxes else None
         size = src.frame_size()
@@ -140,13 +156,15 @@ def prepare(plan: RunPlan, on_event: Callable[[int, Event], None] | None = None)
             clip_box(box, size)             # files: the same rule as live sources, before anything runs
         streams.append(StreamInput(src, box, spec))
     tracker = classifier = None
+    models = int(bool(plan.tracker)) + int(bool(plan.classifier))      # they step concurrently
     if plan.tracker:
         from edge.tracking.session import TrackerRuntime
-        tracker = TrackerRuntime(_engines(plan.tracker, "tracker", plan.remote), plan.tracker_params or None)
+        tracker = TrackerRuntime(_engines(plan.tracker, "tracker", plan.remote, plan.threads, models),
+                                 plan.tracker_params or None)
     if plan.classifier:
         from edge.classify.runtime import ClassifierRuntime
-        classifier = ClassifierRuntime(_engines(plan.classifier, "classifier", plan.remote), window=plan.window,
-                                       stride=plan.stride, alarms=plan.alarms)
+        classifier = ClassifierRuntime(_engines(plan.classifier, "classifier", plan.remote, plan.threads, models),
+                                       window=plan.window, stride=plan.stride, alarms=plan.alarms)
     pipe = Pipeline(streams, tracker=tracker, classifier=classifier, sinks=sinks, max_frames=plan.max_frames,
                     queue_size=plan.queue_size, live_queue_size=plan.live_queue_size, max_batch=plan.batch)
     if plan.display:

@@ -6,9 +6,12 @@ networks' rois ``(batch, x1, y1, x2, y2)``.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import lru_cache
 
 import cv2
 import numpy as np
+
+from edge.image import bgr_to_nchw_rgb
 
 
 @dataclass(frozen=True)
@@ -55,18 +58,25 @@ def crop_region(image: np.ndarray, crop: Crop, pad_colour=None) -> np.ndarray:
         pad_colour = cv2.mean(image)[:3]
     patch = cv2.warpAffine(image, m, (crop.size, crop.size), flags=cv2.INTER_LINEAR,
                            borderMode=cv2.BORDER_CONSTANT, borderValue=tuple(float(c) for c in pad_colour))
-    rgb = cv2.cvtColor(patch, cv2.COLOR_BGR2RGB)
-    return np.ascontiguousarray(rgb.transpose(2, 0, 1)[None], dtype=np.float32)
+    return bgr_to_nchw_rgb(patch)
 
 
 def radial_offsets(count: int, num_angles: int, max_radius: float) -> np.ndarray:
-    """The zero offset + rings of ``num_angles`` points (alternate rings rotated half a step): [count, 2]."""
+    """The zero offset + rings of ``num_angles`` points (alternate rings rotated half a step): [count, 2]
+    (read-only: one array per argument set, computed once)."""
+    return _radial_offsets(int(count), int(num_angles), float(max_radius))
+
+
+@lru_cache(maxsize=64)
+def _radial_offsets(count: int, num_angles: int, max_radius: float) -> np.ndarray:
     rings = max(1, int(np.ceil((count - 1) / num_angles)))
     pts = [np.zeros((1, 2))]
     for k in range(1, rings + 1):
         a = 2 * np.pi * (np.arange(num_angles) + 0.5 * (k % 2)) / num_angles
         pts.append(max_radius * k / rings * np.stack([np.cos(a), np.sin(a)], 1))
-    return np.concatenate(pts)[:count]
+    out = np.concatenate(pts)[:count]
+    out.flags.writeable = False
+    return out
 
 
 def sample_candidates(size: int, box_wh: tuple[float, float], count: int, num_angles: int, max_radius: float,
@@ -76,14 +86,14 @@ def sample_candidates(size: int, box_wh: tuple[float, float], count: int, num_an
     per_scale = count // 3
     offs = radial_offsets(per_scale, num_angles, max_radius * size)
     c = size / 2 + offs                                               # [P, 2] centres
-    boxes = []
-    for s in (1.0, 1.0 / scale_step, scale_step):
-        wh = np.array(box_wh, np.float64) * s
-        boxes.append(np.concatenate([c - wh / 2, c + wh / 2], 1))
-    boxes = np.concatenate(boxes)
-    if len(boxes) < count:
-        boxes = np.concatenate([boxes, np.repeat(boxes[:1], count - len(boxes), 0)])
-    return np.concatenate([np.zeros((count, 1)), boxes], 1).astype(np.float32)
+    p = len(offs)
+    out = np.zeros((count, 5))
+    for k, s in enumerate((1.0, 1.0 / scale_step, scale_step)):
+        half = np.array(box_wh, np.float64) * s / 2
+        out[k * p:(k + 1) * p, 1:3] = c - half
+        out[k * p:(k + 1) * p, 3:5] = c + half
+    out[3 * p:, 1:] = out[0, 1:]
+    return out.astype(np.float32)
 
 
 def iou_xyxy(boxes: np.ndarray, ref: np.ndarray) -> np.ndarray:

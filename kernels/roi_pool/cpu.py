@@ -6,9 +6,12 @@ corners ``round(coord * spatial_scale)`` (C ``round``: half away from zero), roi
 A non-empty bin starts at ``-FLT_MAX`` like ORT (a bin of only ``-inf`` gives ``-FLT_MAX``); NaN inputs
 are unspecified. float16 input is upcast once; the output is float32.
 
-Speed (see ``bench/ops.py``): the map is copied channels-last once, the kernel runs ``prange`` over rois,
-computes each roi's bins once, keeps the channel loop innermost (vectorised max) in a per-roi buffer and
-writes the NCHW output contiguously. By default it runs single-threaded when the machine is
+Speed (see ``bench/ops.py``): the map is copied channels-last once; rois whose rounded corners (and batch)
+equal an earlier roi's pool the same bins, so only the first of them is computed and the rest copied (a
+tracker's candidates on a stride-16 map: 60 of 256 computed); the kernel runs ``prange`` over chunks of rois
+with one set of scratch buffers per chunk, computes each roi's bins once, keeps the channel loop innermost
+(``np.fmax``, vectorised) in a per-roi buffer and writes the NCHW output contiguously (2.4-3x less CPU than
+the per-element loop it replaced, on the tracker's two maps). By default it runs single-threaded when the machine is
 oversubscribed (load average > cores), where a parallel region waits on descheduled workers.
 ``should_use_numba`` says whether the CPU engine should run this
 kernel instead of onnxruntime's ``MaxRoiPool`` (issue 2: only when measured >= 2x faster).
@@ -97,16 +100,15 @@ def _bins(roi, ph, pw, scale, height, width, hs, he, ws, we):
 
 
 @njit(cache=True, fastmath=False)
-def _pool_roi(xt, roi, ph, pw, scale, out_r):
-    """One roi: xt [N, H, W, C] float32 (channels last) -> out_r [C, PH, PW]."""
-    height, width, channels = xt.shape[1], xt.shape[2], xt.shape[3]
-    hs = np.empty(ph, np.int64)
-    he = np.empty(ph, np.int64)
-    ws = np.empty(pw, np.int64)
-    we = np.empty(pw, np.int64)
+def _pool_roi(xt, roi, ph, pw, scale, out_r, hs, he, ws, we, acc):
+    """One roi: xt [N, H, W, C] float32 (channels last) -> out_r [C, PH, PW]; ``hs``..``we`` [PH]/[PW] and
+    ``acc`` [PH * PW, C] are the caller's scratch buffers (one set per thread, reused across rois).
+
+    The channel loop is ``np.fmax`` into the bin's row (vectorised; ``fmax`` skips a NaN input like
+    ``MaxRoiPool``'s ``if (v > max)``, and the row never holds NaN: it starts at ``-FLT_MAX``)."""
+    height, width = xt.shape[1], xt.shape[2]
     _bins(roi, ph, pw, scale, height, width, hs, he, ws, we)
     b = int(roi[0])
-    acc = np.empty((ph * pw, channels), np.float32)
     for i in range(ph):
         for j in range(pw):
             m = acc[i * pw + j]
@@ -116,28 +118,86 @@ def _pool_roi(xt, roi, ph, pw, scale, out_r):
             m[:] = -_FLT_MAX
             for y in range(hs[i], he[i]):
                 for x in range(ws[j], we[j]):
-                    row = xt[b, y, x]
-                    for c in range(channels):      # innermost and contiguous: vectorised max
-                        v = row[c]
-                        if v > m[c]:
-                            m[c] = v
-    for c in range(channels):                      # contiguous NCHW writes
-        for p in range(ph * pw):
-            out_r[c, p // pw, p % pw] = acc[p, c]
+                    np.fmax(m, xt[b, y, x], m)
+    for c in range(xt.shape[3]):                   # contiguous NCHW writes (no div/mod per element)
+        for i in range(ph):
+            for j in range(pw):
+                out_r[c, i, j] = acc[i * pw + j, c]
+
+
+_KEY_BITS = 12            # rounded corners within [-2048, 2048) and batch < 2**15 make one int64 key
+
+
+@njit(cache=True)
+def _first_same(rois, scale):
+    """For each roi, the index of the first roi with the same batch and rounded corners (its own index
+    when it is the first): those rois pool the same bins, so only the first is computed. Rois whose
+    corners do not fit the key are never shared."""
+    n = rois.shape[0]
+    keys = np.empty(n, np.int64)
+    half = 1 << (_KEY_BITS - 1)
+    for r in range(n):
+        b = int(rois[r, 0])
+        x1 = _round_half_away(np.float32(rois[r, 1]) * scale)
+        y1 = _round_half_away(np.float32(rois[r, 2]) * scale)
+        x2 = _round_half_away(np.float32(rois[r, 3]) * scale)
+        y2 = _round_half_away(np.float32(rois[r, 4]) * scale)
+        ok = 0 <= b < (1 << 15)
+        for v in (x1, y1, x2, y2):
+            ok = ok and -half <= v < half
+        if ok:
+            keys[r] = ((((b << _KEY_BITS | (x1 + half)) << _KEY_BITS | (y1 + half)) << _KEY_BITS | (x2 + half))
+                       << _KEY_BITS) | (y2 + half)
+        else:
+            keys[r] = -1 - r               # unique
+    order = np.argsort(keys, kind="mergesort")     # stable: the first of equal keys comes first
+    first = np.empty(n, np.int64)
+    for k in range(n):
+        r = order[k]
+        if k > 0 and keys[order[k - 1]] == keys[r]:
+            first[r] = first[order[k - 1]]
+        else:
+            first[r] = r
+    return first
+
+
+@njit(cache=True, fastmath=False)
+def _pool_range(xt, rois, ph, pw, scale, out, first, start, stop):
+    """Rois ``start:stop`` that are the first of their bins (``first[r] == r``), one set of scratch buffers."""
+    hs = np.empty(ph, np.int64)
+    he = np.empty(ph, np.int64)
+    ws = np.empty(pw, np.int64)
+    we = np.empty(pw, np.int64)
+    acc = np.empty((ph * pw, xt.shape[3]), np.float32)
+    for r in range(start, stop):
+        if first[r] == r:
+            _pool_roi(xt, rois[r], ph, pw, scale, out[r], hs, he, ws, we, acc)
+
+
+@njit(cache=True)
+def _copy_shared(out, first):
+    for r in range(out.shape[0]):
+        if first[r] != r:
+            out[r] = out[first[r]]
 
 
 @njit(parallel=True, nogil=True, cache=True, fastmath=False)
-def _roi_pool_nhwc(xt, rois, ph, pw, scale, out):
-    """xt [N, H, W, C] float32, rois [R, 5] float32 -> out [R, C, PH, PW]; rois split over threads."""
-    for r in prange(rois.shape[0]):
-        _pool_roi(xt, rois[r], ph, pw, scale, out[r])
+def _roi_pool_nhwc(xt, rois, ph, pw, scale, out, chunks):
+    """xt [N, H, W, C] float32, rois [R, 5] float32 -> out [R, C, PH, PW]; ``chunks`` contiguous roi ranges
+    split over threads."""
+    n = rois.shape[0]
+    first = _first_same(rois, scale)
+    for k in prange(chunks):
+        _pool_range(xt, rois, ph, pw, scale, out, first, k * n // chunks, (k + 1) * n // chunks)
+    _copy_shared(out, first)
 
 
 @njit(nogil=True, cache=True, fastmath=False)
 def _roi_pool_nhwc_serial(xt, rois, ph, pw, scale, out):
     """Single-threaded ``_roi_pool_nhwc`` (no thread barrier: steadier on an oversubscribed CPU)."""
-    for r in range(rois.shape[0]):
-        _pool_roi(xt, rois[r], ph, pw, scale, out[r])
+    first = _first_same(rois, scale)
+    _pool_range(xt, rois, ph, pw, scale, out, first, 0, rois.shape[0])
+    _copy_shared(out, first)
 
 
 @njit(parallel=True, nogil=True, cache=True, fastmath=False)
@@ -216,7 +276,11 @@ def roi_pool(x: np.ndarray, rois: np.ndarray, pooled_shape, spatial_scale: float
     if parallel is None:
         parallel = not _cpu_oversubscribed()
     if shape[0]:
-        (_roi_pool_nhwc if parallel else _roi_pool_nhwc_serial)(xt, rois, ph, pw, scale, out)
+        if parallel:
+            import numba
+            _roi_pool_nhwc(xt, rois, ph, pw, scale, out, max(1, min(numba.get_num_threads(), shape[0])))
+        else:
+            _roi_pool_nhwc_serial(xt, rois, ph, pw, scale, out)
     return out
 
 
