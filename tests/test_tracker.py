@@ -139,7 +139,7 @@ def test_tracker_beats_fixed_box_on_generated_sequence(engines, rng):
 def test_regression_reads_search_embeddings_like_a_template_pass(engines, rng):
     """The box regression takes the best candidate's features from the search output; a manifest whose
     search returns only scores (exports before that) re-embeds the box with the template network instead.
-    Both must give the same track."""
+    Both must give the same track (the IoU head, which needs the search's embeddings, off in both)."""
     import copy
     from edge.runtime.base import Engines
     seq = render_sequence(int(rng.integers(0, 10_000)), length=12)
@@ -149,8 +149,10 @@ def test_regression_reads_search_embeddings_like_a_template_pass(engines, rng):
         "search": {"inputs": ["image", "rois", "template"], "outputs": ["scores"]}}
     scores_only = Engines(engines.networks, manifest, engines.backend, engines.precision)
     assert SiameseTracker(engines)._s_emb == "embeddings" and SiameseTracker(scores_only)._s_emb is None
-    with_emb, _ = otb.run_sequence(SiameseTracker(engines), seq.frames, seq.boxes[0])
-    re_embed, _ = otb.run_sequence(SiameseTracker(scores_only), seq.frames, seq.boxes[0])
+    assert SiameseTracker(engines).params.head_weight > 0      # the default; it needs the search's embeddings
+    off = {"head_weight": 0.0}
+    with_emb, _ = otb.run_sequence(SiameseTracker(engines, off), seq.frames, seq.boxes[0])
+    re_embed, _ = otb.run_sequence(SiameseTracker(scores_only, off), seq.frames, seq.boxes[0])
     np.testing.assert_allclose(with_emb, re_embed, atol=1e-3)
 
 
@@ -172,12 +174,13 @@ class _Poisoned:
 def test_nan_scores_are_never_picked(engines):
     from edge.runtime.base import Engines
     seq = render_sequence(3, length=8)
-    clean, _ = otb.run_sequence(SiameseTracker(engines), seq.frames, seq.boxes[0])
+    off = {"head_weight": 0.0}          # the pick is the best score (the IoU head would re-rank candidates)
+    clean, _ = otb.run_sequence(SiameseTracker(engines, off), seq.frames, seq.boxes[0])
 
     def with_search(search):
         return Engines({"template": engines["template"], "search": search}, engines.manifest)
     # every candidate but the clean run's pick is NaN: same track, counted
-    tr = SiameseTracker(with_search(_Poisoned(engines["search"], lambda s: s < s.max())))
+    tr = SiameseTracker(with_search(_Poisoned(engines["search"], lambda s: s < s.max())), off)
     boxes, _ = otb.run_sequence(tr, seq.frames, seq.boxes[0])
     np.testing.assert_allclose(boxes, clean, atol=1e-3)
     assert tr.nonfinite_updates == len(seq.frames) - 1
@@ -204,7 +207,7 @@ def test_lost_rule_holds_box_widens_and_recovers(engines):
     for _ in range(2):                                    # target gone: low score, box held, flag set
         box = tr.update(grey)
         assert tr.lost and tr.last_score < tr.params.lost_threshold
-        np.testing.assert_array_equal(box, held)
+        np.testing.assert_allclose(box, held, rtol=0, atol=1e-9)   # reported = held box clipped to the frame
     for f in seq.frames[4:8]:                             # target back: found again within a few frames
         box = tr.update(f)
     assert not tr.lost
@@ -295,3 +298,57 @@ def test_runtime_modules_are_torch_free():
     code = ("import sys; import edge.tracking, edge.eval.otb, edge.data.sequences; "
             "assert 'torch' not in sys.modules, 'torch imported'")
     subprocess.run([sys.executable, "-c", code], check=True)
+
+
+def _inside_frame(box, shape) -> bool:
+    h, w = shape[:2]
+    return box[0] >= 0 and box[1] >= 0 and box[0] + box[2] <= w + 1e-6 and box[1] + box[3] <= h + 1e-6 \
+        and box[2] > 0 and box[3] > 0
+
+
+def test_target_leaving_the_frame_is_lost_and_boxes_stay_inside(engines, rng):
+    """Issue 14 item 8: the reported box is clipped to the frame, and a target that left it is lost (the box
+    is not carried outside the frame for ever)."""
+    from edge.data.tracking_gen import leaving_sequence
+    seed = int(rng.integers(0, 10_000))
+    seq = leaving_sequence(seed, length=30, exit_frame=16)
+    tr = SiameseTracker(engines)
+    tr.init(seq.frames[0], seq.boxes[0])
+    lost = []
+    for f, gt in zip(seq.frames[1:], seq.boxes[1:]):
+        box = tr.update(f)
+        assert _inside_frame(box, f.shape), (seed, box)
+        lost.append(tr.lost)
+    inside = np.array([_visible(b, seq.frames[0].shape) for b in seq.boxes[1:]])
+    print(f"seed {seed} ({seq.events['side']}): visible {np.round(inside, 2).tolist()}, lost {lost}")
+    assert not any(lost[:8])                              # tracked while fully visible
+    gone = np.nonzero(inside < 0.05)[0]                   # frames where the target is entirely outside
+    assert len(gone) >= 5 and all(lost[i] for i in gone[3:]), lost
+
+
+def _visible(box, shape) -> float:
+    h, w = shape[:2]
+    iw = max(0.0, min(box[0] + box[2], w) - max(box[0], 0.0))
+    ih = max(0.0, min(box[1] + box[3], h) - max(box[1], 0.0))
+    return iw * ih / (box[2] * box[3])
+
+
+def test_readme_box_on_bikes_stays_in_the_frame(engines):
+    """The README's example box on the demo clip: the old tracker's box grew to 528 px (the frame is 272
+    tall), left the frame and never reported lost. Every box now lies inside the frame and stays smaller
+    than it."""
+    import cv2
+    from edge.assets import video_clip
+    cap = cv2.VideoCapture(str(video_clip("bikes.mp4")))
+    frames = []
+    while len(frames) < 120:
+        ok, f = cap.read()
+        if not ok:
+            break
+        frames.append(f)
+    tr = SiameseTracker(engines)
+    tr.init(frames[0], [100, 80, 40, 60])
+    for f in frames[1:]:
+        box = tr.update(f)
+        assert _inside_frame(box, f.shape), box
+        assert tr.box[2] <= f.shape[1] and tr.box[3] <= f.shape[0], tr.box    # never larger than the frame

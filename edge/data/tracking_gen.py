@@ -348,6 +348,36 @@ def known_size_pair(seed: int, ratio: float, height: float = 48.0, photos: tuple
     return out[0], out[1], out[2], out[3]
 
 
+def leaving_sequence(seed: int, length: int = 40, exit_frame: int = 20, split: str = "test",
+                     video: str | None = None) -> GeneratedSequence:
+    """A target that leaves the frame (OTB's out-of-view): it moves at constant speed towards the left or
+    right edge, is half outside at ``exit_frame`` and entirely outside a few frames later, and stays out.
+    ``boxes`` are the true, unclipped boxes (partly or wholly outside the frame)."""
+    from edge.data.splits import photos, videos
+    if not 2 <= exit_frame < length:
+        raise ValueError(f"need 2 <= exit_frame < length, got {exit_frame}, {length}")
+    rng = np.random.default_rng(seed)
+    video = video or videos(split)[0]
+    bg = _fit_background(_background_frames(int(rng.integers(0, 200)), length, 1.0, video))
+    fh, fw = bg[0].shape[:2]
+    _, tex = _texture(rng, photos(split), aspect=float(np.exp(rng.uniform(-0.3, 0.3))))
+    h = rng.uniform(0.18, 0.3) * fh
+    w = h * tex.shape[1] / tex.shape[0]
+    left = rng.random() < 0.5
+    x_exit = -w / 2 if left else fw - w / 2                        # half outside at exit_frame
+    x_start = rng.uniform(0.45, 0.55) * fw - w / 2
+    vx = (x_exit - x_start) / exit_frame
+    y = rng.uniform(0.2, 0.8) * (fh - h)
+    boxes = np.array([[x_start + vx * i, y + 3 * np.sin(i / 5), w, h] for i in range(length)])
+    frames = []
+    for i in range(length):
+        f = bg[i].astype(np.float32)
+        _paste(f, tex, boxes[i])
+        frames.append(np.clip(f + 0.5, 0, 255).astype(np.uint8))
+    return GeneratedSequence(f"leave{seed:04d}", frames, boxes,
+                             {"seed": int(seed), "exit_frame": int(exit_frame), "side": "left" if left else "right"})
+
+
 def write_sequence(seq: GeneratedSequence, root: str | Path, fmt: str = "otb") -> Path:
     """Write ``seq`` under ``root/<name>`` (OTB or GOT-10k layout), atomically (tmp folder + rename)."""
     if fmt not in ("otb", "got10k"):

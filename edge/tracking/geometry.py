@@ -79,21 +79,38 @@ def _radial_offsets(count: int, num_angles: int, max_radius: float) -> np.ndarra
     return out
 
 
+def scale_exponents(num_scales: int) -> np.ndarray:
+    """Candidate scale exponents k (scale = step**k) in block order: 0, -1, +1, -2, +2, ..."""
+    ks = [0]
+    for k in range(1, num_scales // 2 + 1):
+        ks += [-k, k]
+    return np.array(ks, np.int64)
+
+
 def sample_candidates(size: int, box_wh: tuple[float, float], count: int, num_angles: int, max_radius: float,
-                      scale_step: float) -> np.ndarray:
-    """SINT candidates around the crop centre: radial offsets x scales (1/step, 1, step), exactly ``count``
-    rois [count, 5] (batch 0, x1, y1, x2, y2) in crop px; leftover slots repeat the centre box."""
-    per_scale = count // 3
+                      scale_step: float, num_scales: int = 3) -> np.ndarray:
+    """SINT candidates around the crop centre: radial offsets x ``num_scales`` scales (1, 1/step, step,
+    1/step^2, ...), exactly ``count`` rois [count, 5] (batch 0, x1, y1, x2, y2) in crop px; leftover slots
+    repeat the centre box."""
+    per_scale = count // num_scales
     offs = radial_offsets(per_scale, num_angles, max_radius * size)
     c = size / 2 + offs                                               # [P, 2] centres
     p = len(offs)
     out = np.zeros((count, 5))
-    for k, s in enumerate((1.0, 1.0 / scale_step, scale_step)):
-        half = np.array(box_wh, np.float64) * s / 2
-        out[k * p:(k + 1) * p, 1:3] = c - half
-        out[k * p:(k + 1) * p, 3:5] = c + half
-    out[3 * p:, 1:] = out[0, 1:]
+    for i, k in enumerate(scale_exponents(num_scales)):
+        half = np.array(box_wh, np.float64) * float(scale_step) ** int(k) / 2
+        out[i * p:(i + 1) * p, 1:3] = c - half
+        out[i * p:(i + 1) * p, 3:5] = c + half
+    out[num_scales * p:, 1:] = out[0, 1:]
     return out.astype(np.float32)
+
+
+def candidate_exponents(count: int, num_scales: int) -> np.ndarray:
+    """The scale exponent of each of ``sample_candidates``' rows [count] (padding rows: 0)."""
+    per_scale = count // num_scales
+    k = np.zeros(count, np.int64)
+    k[:per_scale * num_scales] = np.repeat(scale_exponents(num_scales), per_scale)
+    return k
 
 
 def iou_xyxy(boxes: np.ndarray, ref: np.ndarray) -> np.ndarray:

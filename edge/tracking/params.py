@@ -4,24 +4,56 @@ from __future__ import annotations
 from dataclasses import dataclass, fields
 
 
+_NON_NEGATIVE = {"lost_confidence", "lost_recover", "lost_border", "scale_penalty", "displacement_penalty",
+                 "head_weight", "min_inside", "template_lr", "head_memory", "update_confidence"}
+
+
 @dataclass
 class TrackerParams:
     # search region (SiamFC geometry): p = context_amount * (w + h), s_z = sqrt((w + p)(h + p)),
     # crop side = search_ratio * s_z, resized to the network's crop size, padded with the frame's mean colour
     context_amount: float = 0.5
     search_ratio: float = 1.2
-    # SINT candidates: radial grid (angles x rings + the zero offset) x 3 scales, a FIXED count
+    # SINT candidates: radial grid (angles x rings + the zero offset) x ``num_scales`` scales, a FIXED count
     num_candidates: int = 256
     num_angles: int = 12
     max_radius: float = 0.2          # outer ring radius as a fraction of the crop side
-    scale_step: float = 1.05         # candidate scales (1/step, 1, step) of the previous box
+    num_scales: int = 3              # odd: scales step**k, k = -(n-1)/2 .. (n-1)/2, of the previous box
+    scale_step: float = 1.1          # (1.05 before issue 10 round 2: chosen on validation, bench/tracker_tune.py)
     scale_lr: float = 0.5            # damping: new size = (1 - lr) * previous + lr * selected
-    scale_penalty: float = 0.0       # subtracted from the scores of the rescaled candidates (SiamFC-style)
+    scale_penalty: float = 0.0       # subtracted per scale step |k| from the selection score (SiamFC-style)
+    displacement_penalty: float = 0.0  # subtracted: penalty * (offset / sqrt(w h) of the previous box)^2
+    top_k: int = 1                   # the box is the mean of the top_k candidates' boxes (MDNet: 5)
     min_scale: float = 0.2           # box size limits relative to the initial box
     max_scale: float = 5.0
     # lost-target rule: best score (sum of cosines, <= number of feature levels) below threshold
     lost_threshold: float = 1.0
     lost_search_ratio: float = 2.0   # crop side multiplier while lost (widened search)
+    # with the IoU head, a box within lost_border x its size of the frame's edge is lost when the head's
+    # predicted IoU of the pick is below lost_confidence (the target left the frame); 0 = off
+    # (back once it reaches lost_recover)
+    lost_confidence: float = 0.4
+    lost_recover: float = 0.5
+    lost_border: float = 0.5
+    min_inside: float = 0.5          # a selected box with less of its area inside the frame counts as lost
+    # discriminative IoU head fitted at init (edge.tracking.head): selection score =
+    # (1 - head_weight) * cosine sum / levels + head_weight * predicted IoU; 0 = off (template cosine only)
+    head_weight: float = 0.5
+    head_crops: tuple = (0.7, 1.0, 1.4)   # init search crops around the target scaled by these
+    head_samples: int = 128          # boxes per init crop (template network batch, <= 128)
+    head_scale_range: tuple = (0.5, 2.0)
+    head_max_shift: float = 0.6      # centre shift of the samples, x the target's side
+    head_alpha: float = 0.3          # ridge regularisation
+    head_label_power: float = 1.0    # label = IoU ** power
+    # confidence-gated model update, on frames whose confidence (the head's predicted IoU of the pick, else
+    # its cosine sum / levels) is >= update_confidence: template moving average (rate template_lr, 0 = the
+    # first-frame template forever, as SINT) and online head samples (the frame's candidates labelled by
+    # their IoU with the picked box; every head_update_every confident frames, head_memory kept, 0 = off)
+    update_confidence: float = 0.6
+    template_lr: float = 0.0
+    head_memory: int = 0
+    head_update_every: int = 5
+    head_update_samples: int = 32
     # optional first-frame ridge box regression (SINT): R-CNN targets, IoU > 0.6 samples, alpha 1
     box_regression: bool = True
     regression_samples: int = 128
@@ -32,10 +64,26 @@ class TrackerParams:
     def __post_init__(self):
         for f in fields(self):
             v = getattr(self, f.name)
-            if isinstance(v, (int, float)) and not isinstance(v, bool) and not v > 0 and f.name != "scale_penalty":
+            if isinstance(v, (int, float)) and not isinstance(v, bool) and not v > 0 and f.name not in _NON_NEGATIVE:
                 raise ValueError(f"tracker parameter {f.name} must be > 0, got {v}")
-        if self.num_candidates < 3 or self.num_angles < 1:
-            raise ValueError("tracker parameters: need num_candidates >= 3 and num_angles >= 1")
+            if isinstance(v, (int, float)) and not isinstance(v, bool) and f.name in _NON_NEGATIVE and not v >= 0:
+                raise ValueError(f"tracker parameter {f.name} must be >= 0, got {v}")
+            if isinstance(v, list):
+                setattr(self, f.name, tuple(v))          # JSON (manifest, --params) gives lists
+        if self.num_scales % 2 == 0 or self.num_candidates < self.num_scales or self.num_angles < 1:
+            raise ValueError("tracker parameters: need an odd num_scales, num_candidates >= num_scales and "
+                             "num_angles >= 1")
+        if self.lost_recover < self.lost_confidence:
+            raise ValueError(f"tracker parameters: need lost_recover >= lost_confidence, got {self.lost_recover} "
+                             f"< {self.lost_confidence}")
+        if self.head_weight > 1 or self.min_inside > 1 or self.template_lr > 1 or \
+                self.top_k > self.num_candidates or self.head_update_samples > self.num_candidates:
+            raise ValueError("tracker parameters: need head_weight, min_inside, template_lr <= 1 and top_k, "
+                             "head_update_samples <= num_candidates")
+        if len(self.head_crops) < 1 or min(self.head_crops) <= 0 or len(self.head_scale_range) != 2 \
+                or not 0 < self.head_scale_range[0] < self.head_scale_range[1]:
+            raise ValueError("tracker parameters: head_crops must be positive, head_scale_range (lo, hi) with "
+                             "0 < lo < hi")
         if self.scale_penalty < 0 or self.scale_step < 1 or self.scale_lr > 1 or self.regression_min_iou >= 1:
             raise ValueError("tracker parameters: need scale_step >= 1, scale_lr <= 1, regression_min_iou < 1")
 

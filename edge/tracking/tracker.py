@@ -2,7 +2,9 @@
 
 got10k interface: ``init(image, box)`` then ``update(image) -> box``; boxes ``[x, y, w, h]`` in frame
 pixels, images HxWx3 uint8 BGR (as OpenCV reads them). After ``update``: ``last_score`` (best candidate's
-sum of cosines) and ``lost`` (score below ``lost_threshold``: the box is held and the next search widened).
+sum of cosines) and ``lost`` (score below ``lost_threshold`` or the pick mostly outside the frame: the box is
+held and the next search widened; or, with the IoU head, a target at the frame's border that the head no longer
+recognises: it left the frame, the box keeps following). Reported boxes always lie inside the frame.
 Non-finite engine outputs are never picked: NaN candidates are skipped, all-NaN scores count as lost, a NaN
 regression keeps the unregressed box (``nonfinite_updates`` counts such updates).
 """
@@ -13,9 +15,11 @@ from typing import Mapping, Sequence
 import numpy as np
 
 from edge.runtime.base import Engines
-from edge.tracking.geometry import (Crop, RidgeRegressor, apply_deltas, crop_region, rcnn_targets,
-                                    regression_samples, sample_candidates, search_side)
+from edge.tracking.geometry import (Crop, RidgeRegressor, apply_deltas, candidate_exponents, crop_region,
+                                    rcnn_targets, regression_samples, sample_candidates, search_side)
+from edge.tracking.head import IoUHead, head_samples, iou_labels
 from edge.tracking.params import TrackerParams
+
 
 def check_image(image) -> np.ndarray:
     if not isinstance(image, np.ndarray) or image.ndim != 3 or image.shape[2] != 3 or image.dtype != np.uint8:
@@ -55,12 +59,13 @@ class SiameseTracker:
         # engines exported before the search network returned its embeddings: regression re-embeds the box
         self._s_emb = cfg.search_embeddings
         self.size = cfg.crop_size
-        per_scale = self.params.num_candidates // 3   # sample_candidates' layout: scale 1, 1/step, step, pad
-        self._scale_index = np.zeros(self.params.num_candidates, np.int8)
-        self._scale_index[per_scale:2 * per_scale], self._scale_index[2 * per_scale:3 * per_scale] = -1, 1
+        self._scale_index = candidate_exponents(self.params.num_candidates, self.params.num_scales)
+        self._levels = float(cfg.max_score or 2.0)     # best possible cosine sum (number of feature levels)
         self.template: np.ndarray | None = None
         self.last_score = float("nan")
         self.lost = False
+        self._searching = False         # lost by score: box held, next search widened
+        self._left = False              # left the frame (border + low head confidence): lost, box follows
         self.nonfinite_updates = 0      # updates where the engine returned NaN/inf (guarded, counted)
 
     # -- networks -----------------------------------------------------------------------------------
@@ -85,76 +90,178 @@ class SiameseTracker:
         self.frame_hw = image.shape[:2]
         self.init_wh = b[2:].copy()
         self.box = b.copy()
-        self.lost = False
+        self.lost = self._searching = self._left = False
         crop = self._crop(self.box, 1.0)
         patch = crop_region(image, crop)
         target = crop.to_crop(self.box)
         self.regressor = None
+        rng = np.random.default_rng(0)      # deterministic per init
         if p.box_regression:
-            rng = np.random.default_rng(0)  # deterministic per init
             samples = regression_samples(target, p.regression_samples, p.regression_min_iou, rng)
             feats = self._embed(patch, samples)
             self.template = feats[:1]
             self.regressor = RidgeRegressor(feats, rcnn_targets(samples, target), p.regression_alpha)
         else:
             self.template = self._embed(patch, target[None])
+        self.head = self._fit_head(image, rng) if p.head_weight > 0 and self._s_emb else None
         self.last_score = float(np.sum(self.template * self.template))
+        self._rng = rng
+        self._confident = 0                 # confident frames since init (online head update cadence)
+
+    def _fit_head(self, image: np.ndarray, rng: np.random.Generator) -> IoUHead:
+        """The IoU head from first-frame samples: in search crops taken around the target scaled by each of
+        ``head_crops`` (where a tracker whose box is too small / too large would search), boxes at
+        ``head_scale_range`` x the target's size and shifted, labelled by their IoU with the target."""
+        p = self.params
+        feats, labels = [], []
+        c = self.box[:2] + self.box[2:] / 2
+        for s in p.head_crops:
+            around = np.concatenate([c - self.box[2:] * s / 2, self.box[2:] * s])
+            crop = self._crop(around, 1.0)
+            target = crop.to_crop(self.box)
+            boxes = head_samples(target, p.head_samples, rng, p.head_scale_range, p.head_max_shift)
+            feats.append(self._embed(crop_region(image, crop), boxes))
+            labels.append(iou_labels(boxes, target, p.head_label_power))
+        return IoUHead(np.concatenate(feats), np.concatenate(labels), p.head_alpha)
+
+    def _selection(self, scores: np.ndarray, embeddings, rois: np.ndarray, wh: np.ndarray) -> np.ndarray:
+        """The score candidates are picked by: template cosine (+ IoU head) - scale / displacement penalties."""
+        p = self.params
+        sel = scores.astype(np.float64)
+        if self.head is not None and embeddings is not None:
+            sel = (1 - p.head_weight) * sel / self._levels + p.head_weight * self.head(embeddings)
+        if p.scale_penalty:
+            sel = sel - p.scale_penalty * np.abs(self._scale_index)
+        if p.displacement_penalty:
+            d = (rois[:, 1:3] + rois[:, 3:5]) / 2 - self.size / 2
+            sel = sel - p.displacement_penalty * np.sum(d * d, 1) / float(wh[0] * wh[1])
+        return sel
 
     def update(self, image: np.ndarray) -> np.ndarray:
-        """Track one frame; returns the new box [x, y, w, h] (the held box while ``lost``)."""
+        """Track one frame; returns the new box [x, y, w, h] clipped to the frame: the held box while lost by
+        score, the followed box when the target left the frame (``lost`` either way)."""
+        box = self._update(image)
+        self.lost = self.lost or self._left
+        return box
+
+    def _update(self, image: np.ndarray) -> np.ndarray:
         if self.template is None:
             raise RuntimeError("tracker.update() before init()")
         image = check_image(image)
         p = self.params
-        widen = p.lost_search_ratio if self.lost else 1.0
+        widen = p.lost_search_ratio if self._searching else 1.0
         crop = self._crop(self.box, widen)
         patch = crop_region(image, crop)
         wh = self.box[2:] * crop.scale
         rois = sample_candidates(self.size, wh, p.num_candidates, p.num_angles, p.max_radius * min(widen, 1.5),
-                                 p.scale_step)
+                                 p.scale_step, p.num_scales)
         scores, embeddings = self._search(patch, rois)
-        if p.scale_penalty:
-            scores = scores - p.scale_penalty * (self._scale_index != 0)
-        finite = np.isfinite(scores)
+        sel = self._selection(scores, embeddings, rois, wh)
+        finite = np.isfinite(sel) & np.isfinite(scores)
         if not finite.all():            # a failing engine: never pick a NaN; nothing finite = lost, box held
             self.nonfinite_updates += 1
             if not finite.any():
                 self.last_score, self.lost = float("nan"), True
-                return self.box.copy()
-            scores = np.where(finite, scores, -np.inf)
-        best = int(np.argmax(scores))
+                return self._report(self.box)
+            sel = np.where(finite, sel, -np.inf)
+        best = int(np.argmax(sel))
         self.last_score = float(scores[best])
         self.lost = self.last_score < p.lost_threshold
+        # a target at the frame's border whose best candidate the head does not believe in has left the frame:
+        # reported lost, but the box keeps following the best candidate (holding it cost AUC on validation
+        # when a blurred target at the border came back); inside the frame a low confidence is a hard frame
+        # (hysteresis: it counts as back once the head's confidence reaches lost_recover, anywhere)
+        if self.head is not None and p.lost_confidence > 0 and embeddings is not None:
+            conf = float(self.head(embeddings[best:best + 1])[0])
+            self._left = not conf >= p.lost_recover if self._left else \
+                (self._at_border() and not conf >= p.lost_confidence)
+        self._searching = self.lost
         if self.lost:
-            return self.box.copy()
-        cand = crop.to_frame(rois[best, 1:])
+            return self._report(self.box)
+        if p.top_k > 1:
+            top = np.argsort(-sel)[:p.top_k]
+            top = top[np.isfinite(sel[top])]
+            pick = rois[top, 1:].astype(np.float64).mean(0)
+        else:
+            pick = rois[best, 1:].astype(np.float64)
+        cand = crop.to_frame(pick)
+        if self._inside(cand) < p.min_inside:           # mostly outside the frame: lost, box held
+            self.lost = self._searching = True
+            return self._report(self.box)
         size = (1 - p.scale_lr) * self.box[2:] + p.scale_lr * cand[2:]
         size = np.clip(size, self.init_wh * p.min_scale, self.init_wh * p.max_scale)
-        size = np.maximum(size, 4.0)
-        centre = cand[:2] + cand[2:] / 2
         h, w = self.frame_hw
+        size = np.clip(size, 4.0, [w, h])
+        centre = cand[:2] + cand[2:] / 2
         centre = np.clip(centre, 0, [w, h])
         self.box = np.concatenate([centre - size / 2, size])
+        self._learn(scores, sel, embeddings, rois, best, pick)
         if self.regressor is None:
-            return self.box.copy()
+            return self._report(self.box)
         # SINT: regress the selected candidate, report the regressed box, search the next frame from the
         # unregressed one. Its features come with the search (one trunk pass per frame).
-        sel = rois[best, 1:].astype(np.float64)
-        feat = embeddings[best:best + 1] if embeddings is not None else self._embed(patch, sel[None])
+        sel_box = rois[best, 1:].astype(np.float64)
+        feat = embeddings[best:best + 1] if embeddings is not None else self._embed(patch, sel_box[None])
         delta = self.regressor(np.asarray(feat, np.float64))[0]
         if not np.isfinite(delta).all():
             self.nonfinite_updates += 1
-            return self.box.copy()
-        refined = crop.to_frame(apply_deltas(sel, np.clip(delta, -0.5, 0.5)))
+            return self._report(self.box)
+        refined = crop.to_frame(apply_deltas(pick, np.clip(delta, -0.5, 0.5)))
         if p.carry_regression:
             c = refined[:2] + refined[2:] / 2
             size = np.clip((1 - p.scale_lr) * self.box[2:] + p.scale_lr * refined[2:],
                            self.init_wh * p.min_scale, self.init_wh * p.max_scale)
             self.box = np.concatenate([c - size / 2, size])
-        return refined
+        return self._report(refined)
+
+    def _learn(self, scores, sel, embeddings, rois, best: int, pick: np.ndarray) -> None:
+        """Confidence-gated model update: template moving average, online head samples."""
+        p = self.params
+        if embeddings is None or (p.template_lr <= 0 and (self.head is None or p.head_memory <= 0)):
+            return
+        conf = float(self.head(embeddings[best:best + 1])[0]) if self.head is not None else \
+            float(scores[best]) / self._levels
+        if not conf >= p.update_confidence:
+            return
+        emb = np.asarray(embeddings, np.float32)
+        if p.template_lr > 0:
+            t = (1 - p.template_lr) * self.template + p.template_lr * emb[best:best + 1]
+            norm = float(np.sqrt(np.sum(t * t)))
+            if np.isfinite(norm) and norm > 0:          # keep the template's norm: scores stay cosine sums
+                self.template = (t * (np.sqrt(self._levels) / norm)).astype(np.float32)
+        self._confident += 1
+        if self.head is not None and p.head_memory > 0 and self._confident % p.head_update_every == 0:
+            idx = self._rng.choice(len(rois), p.head_update_samples, replace=False)
+            ok = idx[np.isfinite(emb[idx]).all(1)]
+            labels = iou_labels(rois[ok, 1:].astype(np.float64), pick, p.head_label_power)
+            self.head.add(emb[ok], labels)
+
+    def _at_border(self) -> bool:
+        """The current box is within ``lost_border`` x its own size of a frame edge."""
+        h, w = self.frame_hw
+        x, y, bw, bh = self.box
+        m = self.params.lost_border
+        return bool(x < m * bw or y < m * bh or x + bw > w - m * bw or y + bh > h - m * bh)
+
+    def _inside(self, box: np.ndarray) -> float:
+        """Fraction of the box's area inside the frame."""
+        h, w = self.frame_hw
+        iw = max(0.0, min(box[0] + box[2], w) - max(box[0], 0.0))
+        ih = max(0.0, min(box[1] + box[3], h) - max(box[1], 0.0))
+        return iw * ih / max(box[2] * box[3], 1e-12)
+
+    def _report(self, box: np.ndarray) -> np.ndarray:
+        """The reported box: ``box`` clipped to the frame (at least 1 px inside)."""
+        h, w = self.frame_hw
+        x0 = min(max(box[0], 0.0), w - 1.0)
+        y0 = min(max(box[1], 0.0), h - 1.0)
+        x1 = max(min(box[0] + box[2], float(w)), x0 + 1.0)
+        y1 = max(min(box[1] + box[3], float(h)), y0 + 1.0)
+        return np.array([x0, y0, x1 - x0, y1 - y0])
 
     def score_boxes(self, image: np.ndarray, boxes, around=None) -> np.ndarray:
-        """Scores [N] of frame boxes ``boxes`` [N, 4] (x, y, w, h) against the template, in the search crop
+        """Scores [N] of frame boxes ``boxes`` [N, 4] (x, y, w, h) against the target (template cosine sum, or
+        with the IoU head the selection score without penalties), in the search crop
         the tracker takes around ``around`` (default: its current box). For measurements (e.g. the
         score-vs-scale profile of a target of known size); the tracking state is not changed."""
         if self.template is None:
@@ -170,7 +277,11 @@ class SiameseTracker:
             part = xyxy[i:i + r]
             pad = np.concatenate([part, np.repeat(part[:1], r - len(part), 0)])
             rois = np.concatenate([np.zeros((r, 1)), pad], 1).astype(np.float32)
-            out.append(self._search(patch, rois)[0][:len(part)])
+            scores, emb = self._search(patch, rois)
+            if self.head is not None and emb is not None:     # the selection score, without the penalties
+                scores = (1 - self.params.head_weight) * scores / self._levels + \
+                    self.params.head_weight * self.head(emb)
+            out.append(scores[:len(part)])
         return np.concatenate(out) if out else np.zeros(0, np.float32)
 
     def _crop(self, box: np.ndarray, widen: float) -> Crop:
