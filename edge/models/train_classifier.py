@@ -1,6 +1,6 @@
 """Train the two-in-one classifier's new parts on generated action clips (backbone frozen).
 
-    python -m edge.models.train_classifier --out edge/weights/classifier.pt
+    python -m edge.models.train_classifier --out edge/weights/classifier.pt [--stage noflow|flow] [--mod-stage 3|6]
 
 Data: the fixed train/val/test splits of ``edge.data.actions`` preprocessed exactly as the runtime does
 (``edge.classify.preprocess.clip_inputs``: DIS flow between consecutive frames). What the frozen backbone
@@ -42,7 +42,7 @@ import torch.nn.functional as F
 
 from edge.classify.preprocess import clip_inputs
 from edge.data.actions import CLASSES
-from edge.models.two_in_one import ClassifierConfig, TwoInOne, save_checkpoint
+from edge.models.two_in_one import TAP_STAGE, ClassifierConfig, TwoInOne, save_checkpoint
 
 CACHE_VERSION = 4   # 4: edge.data.actions v2 (none class, real-source pools, camera), int8 flow
 
@@ -108,7 +108,9 @@ def clip_logits(model: TwoInOne, batch: dict[str, torch.Tensor], idx: torch.Tens
     enc = model.encoder
     cam = batch["cam"][idx].flatten(0, 1)
     b, t = len(idx), batch["cam"].shape[1]
-    if model.cfg.use_flow:
+    if model.cfg.use_flow and model.cfg.mod_stage == TAP_STAGE:
+        tap = enc.modulate(batch["tap"][idx].flatten(0, 1).float(), _flow(batch["flow"][idx].flatten(0, 1)))
+    elif model.cfg.use_flow:
         low = batch["low"][idx].flatten(0, 1).float()
         flow = _flow(batch["flow"][idx].flatten(0, 1))
         tap = enc.mid(enc.modulate(low, flow))
@@ -394,6 +396,12 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--time-budget", type=float, default=1500.0,
                     help="seconds of training for the two-in-one model (cosine LR over it; --resume too)")
     ap.add_argument("--time-budget-noflow", type=float, default=480.0, help="seconds for the no-flow model")
+    ap.add_argument("--mod-stage", type=int, choices=(3, 6), default=3,
+                    help="backbone stage after which the motion modulation acts (3: low-level, 24 ch, stride 4, "
+                         "gradients through frozen stages 4..6; 6: on the stage-6 features, no backbone gradients)")
+    ap.add_argument("--stage", choices=("both", "noflow", "flow"), default="both",
+                    help="train both models (default), only the no-flow model, or only the two-in-one model "
+                         "warm-started from the saved --noflow-out checkpoint")
     ap.add_argument("--calibrate", action="store_true",
                     help="fit temperature + open-set rule of the saved --out/--noflow-out on the val split, "
                          "validate the alarm rules on val streams, write the tables (edge/weights/classifier.md)")
@@ -431,38 +439,48 @@ def main(argv: list[str] | None = None) -> int:
 def train_both(args, out: Path, noflow_out: Path, cache: Path | None, argv) -> int:
     """The no-flow model from scratch, then the two-in-one model from its trained parts, each with a cosine LR
     over its wall-clock budget and the best validation epoch kept; both saved uncalibrated (``--calibrate``
-    adds temperature, open-set rule and the tables)."""
+    adds temperature, open-set rule and the tables). ``--stage noflow`` / ``flow`` runs one of the two (``flow``
+    starts from the saved ``--noflow-out`` checkpoint), so each fits its own wall-clock budget."""
     t_all = time.time()
     torch.manual_seed(args.seed)
     base = TwoInOne(ClassifierConfig(use_flow=False))
     data = {s: build_split(base, s, n, cache) for s, n in (("train", args.train), ("val", args.val))}
     log(f"data ready ({time.time() - t_all:.0f} s)")
-    results = {}
-    noflow = base
-    rec = continue_training(noflow, data["train"], data["val"], args.lr, args.batch, args.seed, "noflow",
-                            args.time_budget_noflow)
-    results["noflow"] = rec
-    log(f"noflow: best val {rec['best_val_acc']:.3f} at epoch {rec['best_epoch']}")
-    torch.manual_seed(args.seed)
-    flow = TwoInOne(ClassifierConfig(use_flow=True), backbone=None)
-    flow.load_state_dict(noflow.trained_state(), strict=False)  # same trained parts; mc starts at identity
-    rec = continue_training(flow, data["train"], data["val"], args.lr / 2, args.batch, args.seed + 1, "flow",
-                            args.time_budget)
-    results["flow"] = rec
-    log(f"flow: best val {rec['best_val_acc']:.3f} at epoch {rec['best_epoch']}")
     command = "python -m edge.models.train_classifier " + " ".join(argv if argv is not None else sys.argv[1:])
-    common = {"seed": args.seed, "how_made": command, "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
+    common = {"seed": args.seed, "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
               "data": "edge.data.actions v2 splits " + json.dumps({"train": args.train, "val": args.val}),
-              "threads": args.threads, "training_seconds": round(time.time() - t_all, 1)}
-    for name, model, path in (("flow", flow, out), ("noflow", noflow, noflow_out)):
-        r = results[name]
-        save_checkpoint(model, path, {**common, "variant": "two_in_one" if name == "flow" else "no_flow",
-                                      "training": {k: r[k] for k in ("best_val_acc", "best_epoch", "epochs_run",
-                                                                     "train_seconds", "history")}})
-    log(f"wrote {out}, {noflow_out} (uncalibrated; next: --calibrate)")
+              "threads": args.threads}
+    if args.stage in ("both", "noflow"):
+        noflow = base
+        rec = continue_training(noflow, data["train"], data["val"], args.lr, args.batch, args.seed, "noflow",
+                                args.time_budget_noflow)
+        log(f"noflow: best val {rec['best_val_acc']:.3f} at epoch {rec['best_epoch']}")
+        _save(noflow, noflow_out, rec, {**common, "how_made": command, "variant": "no_flow"})
+    else:
+        from edge.models.two_in_one import build_classifier
+        noflow = build_classifier(noflow_out, use_flow=False)
+        log(f"flow starts from {noflow_out}")
+    if args.stage in ("both", "flow"):
+        torch.manual_seed(args.seed)
+        flow = TwoInOne(ClassifierConfig(use_flow=True, mod_stage=args.mod_stage), backbone=None)
+        flow.load_state_dict(noflow.trained_state(), strict=False)  # same trained parts; mc starts at identity
+        rec = continue_training(flow, data["train"], data["val"], args.lr / 2, args.batch, args.seed + 1, "flow",
+                                args.time_budget)
+        log(f"flow: best val {rec['best_val_acc']:.3f} at epoch {rec['best_epoch']}")
+        how = command if args.stage == "both" else \
+            f"{noflow.meta.get('how_made', '?')}; then {command}"
+        _save(flow, out, rec, {**common, "how_made": how, "variant": "two_in_one",
+                               "warm_start": str(noflow_out)})
+    log(f"wrote {out if args.stage != 'noflow' else noflow_out} (uncalibrated; next: --calibrate)")
     del data
     build_split(base, "test", args.test, cache)      # cached for --calibrate (reported, never selected on)
     return 0
+
+
+def _save(model: TwoInOne, path: Path, rec: dict, meta: dict) -> None:
+    save_checkpoint(model, path, {**meta, "training_seconds": rec["train_seconds"],
+                                  "training": {k: rec[k] for k in ("best_val_acc", "best_epoch", "epochs_run",
+                                                                   "train_seconds", "history")}})
 
 
 if __name__ == "__main__":
