@@ -147,8 +147,46 @@ def window_val_accuracy(model: TwoInOne, data: dict[str, torch.Tensor], lengths)
     return float(np.mean([evaluate(model, last_frames(data, k))[0] for k in lengths]))
 
 
-def _train_batch(model: TwoInOne, opt: torch.optim.Optimizer, train_data, idx: torch.Tensor) -> float:
-    """One optimiser step on the clips ``idx``; returns the summed loss of the batch."""
+# Time reversal: a reversed clip of these classes is a clip of the class they map to (``put_back`` is ``take``
+# reversed by construction; ``none``, ``idle``, ``pass_by`` stay what they are). ``sit_down`` / ``fall`` reversed
+# are a person getting up, which no class describes: never reversed.
+REVERSED = {"none": "none", "idle": "idle", "pass_by": "pass_by", "take": "put_back", "put_back": "take"}
+_REV_LABEL = torch.tensor([CLASSES.index(REVERSED[c]) if c in REVERSED else -1 for c in CLASSES])
+
+
+def reverse_time(batch: dict[str, torch.Tensor], flip: torch.Tensor) -> dict[str, torch.Tensor]:
+    """Cached tensors of a batch of clips [B, T, ...] with the clips where ``flip`` is True played backwards.
+
+    Per-frame backbone tensors (``low``, ``tap``, ``cam``) are reversed exactly. Flow step t of a clip is the
+    DIS flow from frame t-1 to frame t; backwards, the frame of original step t is reached from frame t+1, whose
+    flow is about the negated forward flow of step t+1 (the last frame, the first one backwards, reuses the
+    negated flow of its own step: frame T+1 is not cached). Labels map through ``REVERSED``; clips of classes
+    that have no reversed class must not be flipped."""
+    labels = batch["label"]
+    if bool((flip & (_REV_LABEL[labels] < 0)).any()):
+        raise ValueError("reverse_time: a clip of a class without a reversed class was asked to flip")
+    out = dict(batch)
+    t = batch["cam"].shape[1]
+    for key in ("low", "tap", "cam"):
+        if key in batch:
+            v = batch[key]
+            out[key] = torch.where(flip.view(-1, *([1] * (v.dim() - 1))), v.flip(1), v)
+    if "flow" in batch:
+        v = batch["flow"]
+        src = torch.tensor([min(t - k, t - 1) for k in range(t)])      # backwards step k <- forward step t-k
+        out["flow"] = torch.where(flip.view(-1, *([1] * (v.dim() - 1))), -v[:, src], v)
+    out["label"] = torch.where(flip, _REV_LABEL[labels], labels)
+    return out
+
+
+def _train_batch(model: TwoInOne, opt: torch.optim.Optimizer, train_data, idx: torch.Tensor,
+                 reverse_prob: float = 0.0, gen: torch.Generator | None = None) -> float:
+    """One optimiser step on the clips ``idx`` (each reversible clip played backwards with probability
+    ``reverse_prob``, see :func:`reverse_time`); returns the summed loss of the batch."""
+    if reverse_prob > 0:
+        sub = {k: v[idx] for k, v in train_data.items()}
+        flip = (torch.rand(len(idx), generator=gen) < reverse_prob) & (_REV_LABEL[sub["label"]] >= 0)
+        train_data, idx = reverse_time(sub, flip), torch.arange(len(idx))
     loss = F.cross_entropy(clip_logits(model, train_data, idx), train_data["label"][idx])
     opt.zero_grad()
     loss.backward()
@@ -206,11 +244,13 @@ def eval_only(out: Path, noflow_out: Path, test_count: int, cache: Path | None) 
 
 
 def continue_training(model: TwoInOne, train_data, val_data, lr: float, bs: int, seed: int, tag: str,
-                      time_budget: float, max_epochs: int = 1000, window_lengths: tuple[int, ...] | None = None) -> dict:
+                      time_budget: float, max_epochs: int = 1000, window_lengths: tuple[int, ...] | None = None,
+                      reverse_prob: float = 0.0) -> dict:
     """More training of a trained model with a cosine LR over the wall-clock budget (per batch), so the LR reaches
     zero when the budget is spent whatever the machine load; keeps the best-validation state (the starting
     state counts as epoch 0). With ``window_lengths`` each batch uses the last k frames of its clips, k drawn
-    uniformly per batch, and validation is the mean accuracy over those k."""
+    uniformly per batch, and validation is the mean accuracy over those k. ``reverse_prob``: time-reversal
+    augmentation (:func:`reverse_time`)."""
     g = torch.Generator().manual_seed(seed)
     params = [p for p in model.parameters() if p.requires_grad]
     opt = torch.optim.AdamW(params, lr=lr, weight_decay=5e-3)
@@ -237,9 +277,9 @@ def continue_training(model: TwoInOne, train_data, val_data, lr: float, bs: int,
             idx = perm[i:i + bs]
             if views:
                 k = window_lengths[int(torch.randint(len(window_lengths), (1,), generator=g))]
-                total += _train_batch(model, opt, views[k], idx)
+                total += _train_batch(model, opt, views[k], idx, reverse_prob, g)
             else:
-                total += _train_batch(model, opt, train_data, idx)
+                total += _train_batch(model, opt, train_data, idx, reverse_prob, g)
             seen += len(idx)
         val_acc = val_score()
         history.append({"epoch": ep + 1, "clips": seen, "loss": total / max(1, seen), "val_acc": val_acc})
@@ -266,7 +306,8 @@ def resume(args) -> int:
     torch.manual_seed(args.seed)
     rec = continue_training(model, data["train"], data["val"], args.lr, args.batch, args.seed + 2,
                             args.resume_variant, args.time_budget, args.resume_max_epochs,
-                            parse_lengths(args.window_lengths) if args.window_lengths else None)
+                            parse_lengths(args.window_lengths) if args.window_lengths else None,
+                            args.reverse_prob)
     _, meta = load_checkpoint(args.out)
     meta.pop("config", None)
     meta["continued"] = {"from": str(args.out), "command": "python -m edge.models.train_classifier "
@@ -399,6 +440,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--mod-stage", type=int, choices=(3, 6), default=3,
                     help="backbone stage after which the motion modulation acts (3: low-level, 24 ch, stride 4, "
                          "gradients through frozen stages 4..6; 6: on the stage-6 features, no backbone gradients)")
+    ap.add_argument("--reverse-prob", type=float, default=0.0,
+                    help="time-reversal augmentation: each take/put_back/none/idle/pass_by training clip is played "
+                         "backwards with this probability (take <-> put_back)")
     ap.add_argument("--stage", choices=("both", "noflow", "flow"), default="both",
                     help="train both models (default), only the no-flow model, or only the two-in-one model "
                          "warm-started from the saved --noflow-out checkpoint")
@@ -449,11 +493,11 @@ def train_both(args, out: Path, noflow_out: Path, cache: Path | None, argv) -> i
     command = "python -m edge.models.train_classifier " + " ".join(argv if argv is not None else sys.argv[1:])
     common = {"seed": args.seed, "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
               "data": "edge.data.actions v2 splits " + json.dumps({"train": args.train, "val": args.val}),
-              "threads": args.threads}
+              "threads": args.threads, "reverse_prob": args.reverse_prob, "mod_stage": args.mod_stage}
     if args.stage in ("both", "noflow"):
         noflow = base
         rec = continue_training(noflow, data["train"], data["val"], args.lr, args.batch, args.seed, "noflow",
-                                args.time_budget_noflow)
+                                args.time_budget_noflow, reverse_prob=args.reverse_prob)
         log(f"noflow: best val {rec['best_val_acc']:.3f} at epoch {rec['best_epoch']}")
         _save(noflow, noflow_out, rec, {**common, "how_made": command, "variant": "no_flow"})
     else:
@@ -465,7 +509,7 @@ def train_both(args, out: Path, noflow_out: Path, cache: Path | None, argv) -> i
         flow = TwoInOne(ClassifierConfig(use_flow=True, mod_stage=args.mod_stage), backbone=None)
         flow.load_state_dict(noflow.trained_state(), strict=False)  # same trained parts; mc starts at identity
         rec = continue_training(flow, data["train"], data["val"], args.lr / 2, args.batch, args.seed + 1, "flow",
-                                args.time_budget)
+                                args.time_budget, reverse_prob=args.reverse_prob)
         log(f"flow: best val {rec['best_val_acc']:.3f} at epoch {rec['best_epoch']}")
         how = command if args.stage == "both" else \
             f"{noflow.meta.get('how_made', '?')}; then {command}"
