@@ -507,7 +507,9 @@ def train_both(args, out: Path, noflow_out: Path, cache: Path | None, argv) -> i
     if args.stage in ("both", "flow"):
         torch.manual_seed(args.seed)
         flow = TwoInOne(ClassifierConfig(use_flow=True, mod_stage=args.mod_stage), backbone=None)
-        flow.load_state_dict(noflow.trained_state(), strict=False)  # same trained parts; mc starts at identity
+        # same trained parts; the motion-condition branch (unused by the no-flow model) starts at identity
+        flow.load_state_dict({k: v for k, v in noflow.trained_state().items() if not k.startswith("encoder.mc.")},
+                             strict=False)
         rec = continue_training(flow, data["train"], data["val"], args.lr / 2, args.batch, args.seed + 1, "flow",
                                 args.time_budget, reverse_prob=args.reverse_prob)
         log(f"flow: best val {rec['best_val_acc']:.3f} at epoch {rec['best_epoch']}")
