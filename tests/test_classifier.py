@@ -22,9 +22,9 @@ def backbone():
     return mobilenet_v2_imagenet()
 
 
-def make_model(backbone, rng, use_flow=True, size=SIZE) -> TwoInOne:
+def make_model(backbone, rng, use_flow=True, size=SIZE, mod_stage=3) -> TwoInOne:
     torch.manual_seed(int(rng.integers(0, 2**31)))
-    m = TwoInOne(ClassifierConfig(size=size, use_flow=use_flow), backbone=copy.deepcopy(backbone))
+    m = TwoInOne(ClassifierConfig(size=size, use_flow=use_flow, mod_stage=mod_stage), backbone=copy.deepcopy(backbone))
     with torch.no_grad():   # non-trivial modulation and head (gamma/beta start at zero)
         for p in list(m.encoder.mc.gamma.parameters()) + list(m.encoder.mc.beta.parameters()):
             p.copy_(torch.from_numpy(rng.normal(0, 0.05, tuple(p.shape)).astype(np.float32)))
@@ -39,9 +39,10 @@ def inputs(rng, b, t, size=SIZE):
     return rgb, flow
 
 
+@pytest.mark.parametrize("mod_stage", [3, 6])
 @torch.no_grad()
-def test_step_by_step_equals_whole_clip(backbone, rng):
-    m = make_model(backbone, rng)
+def test_step_by_step_equals_whole_clip(backbone, rng, mod_stage):
+    m = make_model(backbone, rng, mod_stage=mod_stage)
     rgb, flow = inputs(rng, 2, 3)
     whole = m(rgb, flow)
     specs = networks(m)
@@ -90,11 +91,12 @@ def test_attention_is_the_cam_of_the_top1_imagenet_class(backbone, rng):
     torch.testing.assert_close(att.sum((2, 3)), torch.ones(2, 1))
 
 
+@pytest.mark.parametrize("mod_stage", [3, 6])
 @torch.no_grad()
-def test_flow_conditions_the_features_only_with_the_mc_branch_on(backbone, rng):
+def test_flow_conditions_the_features_only_with_the_mc_branch_on(backbone, rng, mod_stage):
     rgb, flow = inputs(rng, 1, 1)
     other = torch.from_numpy(rng.uniform(-1, 1, flow.shape).astype(np.float32))
-    on = make_model(backbone, rng, use_flow=True)
+    on = make_model(backbone, rng, use_flow=True, mod_stage=mod_stage)
     off = copy.deepcopy(on)
     off.encoder.use_flow = False
     f_on, a_on = on.encoder(rgb[:, 0], flow[:, 0])
@@ -108,6 +110,30 @@ def test_flow_conditions_the_features_only_with_the_mc_branch_on(backbone, rng):
             conv.weight.zero_()
             conv.bias.zero_()
     torch.testing.assert_close(on.encoder(rgb[:, 0], flow[:, 0])[0], f_off, rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize("use_flow,mod_stage", [(False, 3), (True, 3), (True, 6)])
+@torch.no_grad()
+def test_training_on_cached_backbone_tensors_is_the_model_forward(backbone, rng, use_flow, mod_stage):
+    """Training's cache (frozen-backbone tensors in fp16, flow in int8 steps) + clip_logits reproduce the
+    model's own forward on the same clip, up to the cache's rounding."""
+    from edge.models.train_classifier import _append_frames, clip_logits
+    m = make_model(backbone, rng, use_flow=use_flow, mod_stage=mod_stage)
+    rgb, flow = inputs(rng, 2, 3)
+    flow = torch.round(flow * 127) / 127                        # exactly representable in the int8 cache
+    out = {k: [] for k in ("low", "flow", "tap", "cam")}
+    for b in range(2):
+        _append_frames(m.encoder, out, rgb[b].numpy(), flow[b].numpy())
+    cache = {k: torch.stack(v) for k, v in out.items()}
+    got = clip_logits(m, cache, torch.arange(2))
+    ref = m(rgb, flow)
+    # fp16 rounding moves the logits by ~2e-5 of their range; dropping the modulation moves them by ~2e-2
+    torch.testing.assert_close(got, ref, rtol=0, atol=1e-3 * float(ref.abs().max()))
+
+
+def test_modulation_stage_is_validated():
+    with pytest.raises(ValueError, match="mod_stage must be one of"):
+        ClassifierConfig(mod_stage=4)
 
 
 def test_networks_and_config_contract(backbone, rng):

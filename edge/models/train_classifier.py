@@ -1,6 +1,6 @@
 """Train the two-in-one classifier's new parts on generated action clips (backbone frozen).
 
-    python -m edge.models.train_classifier --out edge/weights/classifier.pt
+    python -m edge.models.train_classifier --out edge/weights/classifier.pt [--stage noflow|flow] [--mod-stage 3|6]
 
 Data: the fixed train/val/test splits of ``edge.data.actions`` preprocessed exactly as the runtime does
 (``edge.classify.preprocess.clip_inputs``: DIS flow between consecutive frames). What the frozen backbone
@@ -42,7 +42,7 @@ import torch.nn.functional as F
 
 from edge.classify.preprocess import clip_inputs
 from edge.data.actions import CLASSES
-from edge.models.two_in_one import ClassifierConfig, TwoInOne, save_checkpoint
+from edge.models.two_in_one import TAP_STAGE, ClassifierConfig, TwoInOne, save_checkpoint
 
 CACHE_VERSION = 4   # 4: edge.data.actions v2 (none class, real-source pools, camera), int8 flow
 
@@ -108,7 +108,9 @@ def clip_logits(model: TwoInOne, batch: dict[str, torch.Tensor], idx: torch.Tens
     enc = model.encoder
     cam = batch["cam"][idx].flatten(0, 1)
     b, t = len(idx), batch["cam"].shape[1]
-    if model.cfg.use_flow:
+    if model.cfg.use_flow and model.cfg.mod_stage == TAP_STAGE:
+        tap = enc.modulate(batch["tap"][idx].flatten(0, 1).float(), _flow(batch["flow"][idx].flatten(0, 1)))
+    elif model.cfg.use_flow:
         low = batch["low"][idx].flatten(0, 1).float()
         flow = _flow(batch["flow"][idx].flatten(0, 1))
         tap = enc.mid(enc.modulate(low, flow))
@@ -145,8 +147,46 @@ def window_val_accuracy(model: TwoInOne, data: dict[str, torch.Tensor], lengths)
     return float(np.mean([evaluate(model, last_frames(data, k))[0] for k in lengths]))
 
 
-def _train_batch(model: TwoInOne, opt: torch.optim.Optimizer, train_data, idx: torch.Tensor) -> float:
-    """One optimiser step on the clips ``idx``; returns the summed loss of the batch."""
+# Time reversal: a reversed clip of these classes is a clip of the class they map to (``put_back`` is ``take``
+# reversed by construction; ``none``, ``idle``, ``pass_by`` stay what they are). ``sit_down`` / ``fall`` reversed
+# are a person getting up, which no class describes: never reversed.
+REVERSED = {"none": "none", "idle": "idle", "pass_by": "pass_by", "take": "put_back", "put_back": "take"}
+_REV_LABEL = torch.tensor([CLASSES.index(REVERSED[c]) if c in REVERSED else -1 for c in CLASSES])
+
+
+def reverse_time(batch: dict[str, torch.Tensor], flip: torch.Tensor) -> dict[str, torch.Tensor]:
+    """Cached tensors of a batch of clips [B, T, ...] with the clips where ``flip`` is True played backwards.
+
+    Per-frame backbone tensors (``low``, ``tap``, ``cam``) are reversed exactly. Flow step t of a clip is the
+    DIS flow from frame t-1 to frame t; backwards, the frame of original step t is reached from frame t+1, whose
+    flow is about the negated forward flow of step t+1 (the last frame, the first one backwards, reuses the
+    negated flow of its own step: frame T+1 is not cached). Labels map through ``REVERSED``; clips of classes
+    that have no reversed class must not be flipped."""
+    labels = batch["label"]
+    if bool((flip & (_REV_LABEL[labels] < 0)).any()):
+        raise ValueError("reverse_time: a clip of a class without a reversed class was asked to flip")
+    out = dict(batch)
+    t = batch["cam"].shape[1]
+    for key in ("low", "tap", "cam"):
+        if key in batch:
+            v = batch[key]
+            out[key] = torch.where(flip.view(-1, *([1] * (v.dim() - 1))), v.flip(1), v)
+    if "flow" in batch:
+        v = batch["flow"]
+        src = torch.tensor([min(t - k, t - 1) for k in range(t)])      # backwards step k <- forward step t-k
+        out["flow"] = torch.where(flip.view(-1, *([1] * (v.dim() - 1))), -v[:, src], v)
+    out["label"] = torch.where(flip, _REV_LABEL[labels], labels)
+    return out
+
+
+def _train_batch(model: TwoInOne, opt: torch.optim.Optimizer, train_data, idx: torch.Tensor,
+                 reverse_prob: float = 0.0, gen: torch.Generator | None = None) -> float:
+    """One optimiser step on the clips ``idx`` (each reversible clip played backwards with probability
+    ``reverse_prob``, see :func:`reverse_time`); returns the summed loss of the batch."""
+    if reverse_prob > 0:
+        sub = {k: v[idx] for k, v in train_data.items()}
+        flip = (torch.rand(len(idx), generator=gen) < reverse_prob) & (_REV_LABEL[sub["label"]] >= 0)
+        train_data, idx = reverse_time(sub, flip), torch.arange(len(idx))
     loss = F.cross_entropy(clip_logits(model, train_data, idx), train_data["label"][idx])
     opt.zero_grad()
     loss.backward()
@@ -204,11 +244,13 @@ def eval_only(out: Path, noflow_out: Path, test_count: int, cache: Path | None) 
 
 
 def continue_training(model: TwoInOne, train_data, val_data, lr: float, bs: int, seed: int, tag: str,
-                      time_budget: float, max_epochs: int = 1000, window_lengths: tuple[int, ...] | None = None) -> dict:
+                      time_budget: float, max_epochs: int = 1000, window_lengths: tuple[int, ...] | None = None,
+                      reverse_prob: float = 0.0) -> dict:
     """More training of a trained model with a cosine LR over the wall-clock budget (per batch), so the LR reaches
     zero when the budget is spent whatever the machine load; keeps the best-validation state (the starting
     state counts as epoch 0). With ``window_lengths`` each batch uses the last k frames of its clips, k drawn
-    uniformly per batch, and validation is the mean accuracy over those k."""
+    uniformly per batch, and validation is the mean accuracy over those k. ``reverse_prob``: time-reversal
+    augmentation (:func:`reverse_time`)."""
     g = torch.Generator().manual_seed(seed)
     params = [p for p in model.parameters() if p.requires_grad]
     opt = torch.optim.AdamW(params, lr=lr, weight_decay=5e-3)
@@ -235,9 +277,9 @@ def continue_training(model: TwoInOne, train_data, val_data, lr: float, bs: int,
             idx = perm[i:i + bs]
             if views:
                 k = window_lengths[int(torch.randint(len(window_lengths), (1,), generator=g))]
-                total += _train_batch(model, opt, views[k], idx)
+                total += _train_batch(model, opt, views[k], idx, reverse_prob, g)
             else:
-                total += _train_batch(model, opt, train_data, idx)
+                total += _train_batch(model, opt, train_data, idx, reverse_prob, g)
             seen += len(idx)
         val_acc = val_score()
         history.append({"epoch": ep + 1, "clips": seen, "loss": total / max(1, seen), "val_acc": val_acc})
@@ -264,7 +306,8 @@ def resume(args) -> int:
     torch.manual_seed(args.seed)
     rec = continue_training(model, data["train"], data["val"], args.lr, args.batch, args.seed + 2,
                             args.resume_variant, args.time_budget, args.resume_max_epochs,
-                            parse_lengths(args.window_lengths) if args.window_lengths else None)
+                            parse_lengths(args.window_lengths) if args.window_lengths else None,
+                            args.reverse_prob)
     _, meta = load_checkpoint(args.out)
     meta.pop("config", None)
     meta["continued"] = {"from": str(args.out), "command": "python -m edge.models.train_classifier "
@@ -394,6 +437,15 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--time-budget", type=float, default=1500.0,
                     help="seconds of training for the two-in-one model (cosine LR over it; --resume too)")
     ap.add_argument("--time-budget-noflow", type=float, default=480.0, help="seconds for the no-flow model")
+    ap.add_argument("--mod-stage", type=int, choices=(3, 6), default=3,
+                    help="backbone stage after which the motion modulation acts (3: low-level, 24 ch, stride 4, "
+                         "gradients through frozen stages 4..6; 6: on the stage-6 features, no backbone gradients)")
+    ap.add_argument("--reverse-prob", type=float, default=0.0,
+                    help="time-reversal augmentation: each take/put_back/none/idle/pass_by training clip is played "
+                         "backwards with this probability (take <-> put_back)")
+    ap.add_argument("--stage", choices=("both", "noflow", "flow"), default="both",
+                    help="train both models (default), only the no-flow model, or only the two-in-one model "
+                         "warm-started from the saved --noflow-out checkpoint")
     ap.add_argument("--calibrate", action="store_true",
                     help="fit temperature + open-set rule of the saved --out/--noflow-out on the val split, "
                          "validate the alarm rules on val streams, write the tables (edge/weights/classifier.md)")
@@ -431,38 +483,50 @@ def main(argv: list[str] | None = None) -> int:
 def train_both(args, out: Path, noflow_out: Path, cache: Path | None, argv) -> int:
     """The no-flow model from scratch, then the two-in-one model from its trained parts, each with a cosine LR
     over its wall-clock budget and the best validation epoch kept; both saved uncalibrated (``--calibrate``
-    adds temperature, open-set rule and the tables)."""
+    adds temperature, open-set rule and the tables). ``--stage noflow`` / ``flow`` runs one of the two (``flow``
+    starts from the saved ``--noflow-out`` checkpoint), so each fits its own wall-clock budget."""
     t_all = time.time()
     torch.manual_seed(args.seed)
     base = TwoInOne(ClassifierConfig(use_flow=False))
     data = {s: build_split(base, s, n, cache) for s, n in (("train", args.train), ("val", args.val))}
     log(f"data ready ({time.time() - t_all:.0f} s)")
-    results = {}
-    noflow = base
-    rec = continue_training(noflow, data["train"], data["val"], args.lr, args.batch, args.seed, "noflow",
-                            args.time_budget_noflow)
-    results["noflow"] = rec
-    log(f"noflow: best val {rec['best_val_acc']:.3f} at epoch {rec['best_epoch']}")
-    torch.manual_seed(args.seed)
-    flow = TwoInOne(ClassifierConfig(use_flow=True), backbone=None)
-    flow.load_state_dict(noflow.trained_state(), strict=False)  # same trained parts; mc starts at identity
-    rec = continue_training(flow, data["train"], data["val"], args.lr / 2, args.batch, args.seed + 1, "flow",
-                            args.time_budget)
-    results["flow"] = rec
-    log(f"flow: best val {rec['best_val_acc']:.3f} at epoch {rec['best_epoch']}")
     command = "python -m edge.models.train_classifier " + " ".join(argv if argv is not None else sys.argv[1:])
-    common = {"seed": args.seed, "how_made": command, "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
+    common = {"seed": args.seed, "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
               "data": "edge.data.actions v2 splits " + json.dumps({"train": args.train, "val": args.val}),
-              "threads": args.threads, "training_seconds": round(time.time() - t_all, 1)}
-    for name, model, path in (("flow", flow, out), ("noflow", noflow, noflow_out)):
-        r = results[name]
-        save_checkpoint(model, path, {**common, "variant": "two_in_one" if name == "flow" else "no_flow",
-                                      "training": {k: r[k] for k in ("best_val_acc", "best_epoch", "epochs_run",
-                                                                     "train_seconds", "history")}})
-    log(f"wrote {out}, {noflow_out} (uncalibrated; next: --calibrate)")
+              "threads": args.threads, "reverse_prob": args.reverse_prob, "mod_stage": args.mod_stage}
+    if args.stage in ("both", "noflow"):
+        noflow = base
+        rec = continue_training(noflow, data["train"], data["val"], args.lr, args.batch, args.seed, "noflow",
+                                args.time_budget_noflow, reverse_prob=args.reverse_prob)
+        log(f"noflow: best val {rec['best_val_acc']:.3f} at epoch {rec['best_epoch']}")
+        _save(noflow, noflow_out, rec, {**common, "how_made": command, "variant": "no_flow"})
+    else:
+        from edge.models.two_in_one import build_classifier
+        noflow = build_classifier(noflow_out, use_flow=False)
+        log(f"flow starts from {noflow_out}")
+    if args.stage in ("both", "flow"):
+        torch.manual_seed(args.seed)
+        flow = TwoInOne(ClassifierConfig(use_flow=True, mod_stage=args.mod_stage), backbone=None)
+        # same trained parts; the motion-condition branch (unused by the no-flow model) starts at identity
+        flow.load_state_dict({k: v for k, v in noflow.trained_state().items() if not k.startswith("encoder.mc.")},
+                             strict=False)
+        rec = continue_training(flow, data["train"], data["val"], args.lr / 2, args.batch, args.seed + 1, "flow",
+                                args.time_budget, reverse_prob=args.reverse_prob)
+        log(f"flow: best val {rec['best_val_acc']:.3f} at epoch {rec['best_epoch']}")
+        how = command if args.stage == "both" else \
+            f"{noflow.meta.get('how_made', '?')}; then {command}"
+        _save(flow, out, rec, {**common, "how_made": how, "variant": "two_in_one",
+                               "warm_start": str(noflow_out)})
+    log(f"wrote {out if args.stage != 'noflow' else noflow_out} (uncalibrated; next: --calibrate)")
     del data
     build_split(base, "test", args.test, cache)      # cached for --calibrate (reported, never selected on)
     return 0
+
+
+def _save(model: TwoInOne, path: Path, rec: dict, meta: dict) -> None:
+    save_checkpoint(model, path, {**meta, "training_seconds": rec["train_seconds"],
+                                  "training": {k: rec[k] for k in ("best_val_acc", "best_epoch", "epochs_run",
+                                                                   "train_seconds", "history")}})
 
 
 if __name__ == "__main__":

@@ -8,7 +8,9 @@ outputs ``features`` [B,C,S/16,S/16] and ``attention`` [B,1,S/16,S/16]):
    weights (Ego-RNN) -> upsampled to the feature grid -> softmax over spatial positions (with a learnt
    temperature, initialised at CAM_SCALE; Ego-RNN uses 1) = ``attention``;
 3. motion-condition branch on the flow -> (gamma, beta); motion modulation ``L' = (1 + gamma) * L + beta``
-   (zero-initialised = identity); frozen stages 4..6 on L' -> 32 ch, stride 8. ``use_flow=False`` is the
+   (zero-initialised = identity); frozen stages 4..6 on L' -> 32 ch, stride 8. ``mod_stage=6`` moves the
+   modulation onto the stage-6 features themselves (32 ch, stride 8; no frozen stage after it, so training
+   needs no gradients through the backbone and the encoder runs stages 4..6 once). ``use_flow=False`` is the
    ablation (gamma = beta = 0: stage 6 of the RGB stream is used directly);
 4. reduction (3x3 stride-2 conv + BN + ReLU) -> C channels, times ``attention * h*w`` = ``features``.
 
@@ -50,6 +52,7 @@ CLASSES = ("none", "idle", "pass_by", "take", "put_back", "sit_down", "fall")   
 DEFAULT_WEIGHTS = Path(__file__).resolve().parents[1] / "weights" / "classifier.pt"
 CAM_SCALE = 0.05               # initial CAM softmax temperature factor
 MOD_STAGE, TAP_STAGE = 3, 6   # modulate after stage 3 (24 ch, stride 4); features from stage 6 (32 ch, /8)
+MOD_STAGES = (MOD_STAGE, TAP_STAGE)   # where the motion modulation may sit (ClassifierConfig.mod_stage)
 
 
 @dataclass(frozen=True)
@@ -64,17 +67,26 @@ class ClassifierConfig:
     dropout: float = 0.5
     feature_dropout: float = 0.2
     flow_bound: float = FLOW_BOUND
+    mod_stage: int = MOD_STAGE   # backbone stage whose output the motion modulation scales and shifts (3 or 6)
+
+    def __post_init__(self):
+        if self.mod_stage not in MOD_STAGES:
+            raise ValueError(f"mod_stage must be one of {MOD_STAGES}, got {self.mod_stage}")
 
 
 class MotionCondition(nn.Module):
-    """Optical flow [B,2,S,S] -> (gamma, beta) [B,24,S/4,S/4] for the motion modulation."""
+    """Optical flow [B,2,S,S] -> (gamma, beta) [B,out_ch,S/stride,S/stride] for the motion modulation
+    (stride 4: stage 3, 24 ch; stride 8: stage 6, 32 ch)."""
 
-    def __init__(self, cond: int, out_ch: int):
+    def __init__(self, cond: int, out_ch: int, stride: int = 4):
         super().__init__()
-        self.body = nn.Sequential(
-            nn.Conv2d(2, cond // 2, 3, 2, 1), nn.ReLU(inplace=True),
-            nn.Conv2d(cond // 2, cond, 3, 2, 1), nn.ReLU(inplace=True),
-            nn.Conv2d(cond, cond, 3, 1, 1), nn.ReLU(inplace=True))
+        layers = [nn.Conv2d(2, cond // 2, 3, 2, 1), nn.ReLU(inplace=True),
+                  nn.Conv2d(cond // 2, cond, 3, 2, 1), nn.ReLU(inplace=True)]
+        if stride == 8:
+            layers += [nn.Conv2d(cond, cond, 3, 2, 1), nn.ReLU(inplace=True)]
+        elif stride != 4:
+            raise ValueError(f"motion condition stride must be 4 or 8, got {stride}")
+        self.body = nn.Sequential(*layers, nn.Conv2d(cond, cond, 3, 1, 1), nn.ReLU(inplace=True))
         self.gamma = nn.Conv2d(cond, out_ch, 1)
         self.beta = nn.Conv2d(cond, out_ch, 1)
         for m in (self.gamma, self.beta):  # start as the identity modulation
@@ -92,6 +104,7 @@ class Encoder(nn.Module):
     def __init__(self, backbone: MobileNetV2, cfg: ClassifierConfig):
         super().__init__()
         self.use_flow = cfg.use_flow
+        self.mod_stage = cfg.mod_stage
         self.register_buffer("mean", torch.tensor(IMAGENET_MEAN).view(1, 3, 1, 1) * 255.0)
         self.register_buffer("std", torch.tensor(IMAGENET_STD).view(1, 3, 1, 1) * 255.0)
         feats = backbone.features
@@ -101,7 +114,7 @@ class Encoder(nn.Module):
         self.cam_fc = backbone.classifier[1]                   # frozen ImageNet classifier (CAM weights)
         for m in (self.low, self.mid, self.high, self.cam_fc):
             m.requires_grad_(False)
-        self.mc = MotionCondition(cfg.cond, STAGES[MOD_STAGE][0])
+        self.mc = MotionCondition(cfg.cond, STAGES[cfg.mod_stage][0], 4 if cfg.mod_stage == MOD_STAGE else 8)
         # CAM softmax temperature, learnt; ImageNet CAMs span ~30 logits on our frames, so a factor 1 (Ego-RNN)
         # makes the softmax near one-hot on whatever ImageNet object is salient: start at CAM_SCALE instead
         self.log_temp = nn.Parameter(torch.tensor(math.log(CAM_SCALE)))
@@ -142,7 +155,7 @@ class Encoder(nn.Module):
         tap = self.mid(low)                     # the RGB stream (appearance) ...
         cam = self.cam(tap)                     # ... gives the CAM attention, as in Ego-RNN
         if self.use_flow:                       # the motion-modulated stream gives the features
-            tap = self.mid(self.modulate(low, flow))
+            tap = self.mid(self.modulate(low, flow)) if self.mod_stage == MOD_STAGE else self.modulate(tap, flow)
         return self.head(tap, cam)
 
 
@@ -233,7 +246,7 @@ def build_classifier(weights: str | Path | None = None, *, use_flow: bool | None
         raise ValueError(f"checkpoint {path} was trained with use_flow={cfgd.get('use_flow')}")
     try:
         cfg = ClassifierConfig(**cfgd)
-    except TypeError as e:
+    except (TypeError, ValueError) as e:
         raise ValueError(f"classifier checkpoint {path}: bad config ({e})") from None
     model = TwoInOne(cfg)
     missing, unexpected = model.load_state_dict(state, strict=False)
