@@ -51,8 +51,7 @@ def row(name: str, engines, clips, footage) -> dict:
     cal = dec.Calibration.from_config(cfg.calibration)
     labels = np.array([c.label for c in clips])
     lg = clip_logits(engines, clips)
-    decider = dec.Decider(cfg["classes"], cal, dec.load_alarm_rules(cfg.get("alarms"), cfg["classes"])
-                          if cfg.get("alarms") else None)
+    decider = dec.Decider(cfg.classes, cal, dec.load_alarm_rules(cfg.alarms, cfg.classes) if cfg.alarms else None)
     decisions = [decider.decide(z) for z in lg]
     alarm = AlarmTask(footage, "held-back").run(engines)
     m = alarm.metrics
