@@ -289,8 +289,12 @@ def test_fallback_restores_accuracy_where_plain_int8_breaks(tmp_path, rng, flavo
     e = search(src, tmp_path / "q.onnx", flavour, "minmax", tmp_path / "r.json", cal, held, tol)
     assert e["all_quantized"]["cosine"] < 0.9               # plain int8 is broken ...
     assert e["tolerance_met"] and e["final"]["cosine"] >= 0.99   # ... the fallback fixes it
-    kept = {k["node"] for k in e["kept_float"]}
-    assert kept & {"conv1", "conv2"} and "conv3" not in kept and all(k["reason"] for k in e["kept_float"])
+    order = [k["node"] for k in e["kept_float"]]
+    kept = set(order)
+    # the outlier layers go float first; the harmless conv3 only after them, if the tolerance still asks for it
+    # (EDGE_TEST_SEED=723435221 draws such a case: conv1, conv2, then conv3 float)
+    assert kept & {"conv1", "conv2"} and all(k["reason"] for k in e["kept_float"])
+    assert "conv3" not in kept or order.index("conv3") > max(order.index(c) for c in kept & {"conv1", "conv2"})
     # independent check of the written file on fresh inputs, fp32 oracle = ONNX reference evaluator
     from onnx.reference import ReferenceEvaluator
     ref = ReferenceEvaluator(str(src))
