@@ -1,5 +1,6 @@
-"""Reading checkpoints (reference side): always ``weights_only=True``, with one-line errors that never
-suggest the unsafe setting, and the wrappers common training setups write unwrapped."""
+"""Checkpoints (reference side): read always with ``weights_only=True``, with one-line errors that never
+suggest the unsafe setting, and the wrappers common training setups write unwrapped; our own checkpoints
+(trained parts + metadata) written atomically."""
 from __future__ import annotations
 
 from pathlib import Path
@@ -44,3 +45,25 @@ def state_dict(obj, path: str | Path, what: str = "checkpoint") -> dict:
 def load_state_dict(path: str | Path, what: str = "checkpoint") -> dict:
     """The state dict of a checkpoint file, whichever common wrapper it came in (see ``state_dict``)."""
     return state_dict(torch_load(path, what), path, what)
+
+
+def save_payload(path: str | Path, state: dict, meta: dict) -> None:
+    """``{"state_dict": state, "meta": meta}`` to ``path`` atomically (``meta`` of plain types, tensors and
+    containers of them: what ``weights_only=True`` loads)."""
+    import io
+
+    from edge.fileio import atomic_write_bytes
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    buf = io.BytesIO()
+    torch.save({"state_dict": state, "meta": meta}, buf)
+    atomic_write_bytes(path, buf.getvalue())
+
+
+def load_payload(path: str | Path, what: str, kind: str) -> tuple[dict, dict]:
+    """(state_dict, meta) of a ``kind`` checkpoint ``save_payload`` wrote; one-line errors for anything else."""
+    path = Path(path)
+    payload = torch_load(path, what)
+    if not isinstance(payload, dict) or not isinstance(payload.get("state_dict"), dict):
+        raise ValueError(f"{what} {path} is not a {kind} checkpoint (expected a dict with a state_dict)")
+    return payload["state_dict"], payload.get("meta") if isinstance(payload.get("meta"), dict) else {}

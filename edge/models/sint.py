@@ -14,7 +14,6 @@ Two networks, as deployed trackers split it (all other tracker logic is in ``edg
 """
 from __future__ import annotations
 
-import io
 from pathlib import Path
 
 import torch
@@ -166,26 +165,18 @@ def save_checkpoint(model: SINT, path: str | Path, meta: dict) -> None:
     """Trained parts + metadata (architecture, tracker parameter defaults, how it was made), atomically."""
     import json
 
-    from edge.fileio import atomic_write_bytes
+    from edge.models.checkpoint import save_payload
     meta = json.loads(json.dumps(meta, default=str))      # plain types only: loadable with weights_only=True
-    payload = {"state_dict": model.trained_state(),
-               "meta": {**meta, "config": {"crop_size": model.crop_size, "taps": list(model.taps),
-                                           "pooled": list(model.pooled),
-                                           "adapter_hidden": list(model.adapter_hidden or ())},
-                        "tracker_params": dict(model.tracker_params)}}
-    buf = io.BytesIO()
-    torch.save(payload, buf)
-    atomic_write_bytes(path, buf.getvalue())
+    save_payload(path, model.trained_state(),
+                 {**meta, "config": {"crop_size": model.crop_size, "taps": list(model.taps),
+                                     "pooled": list(model.pooled), "adapter_hidden": list(model.adapter_hidden or ())},
+                  "tracker_params": dict(model.tracker_params)})
 
 
 def load_checkpoint(path: str | Path) -> tuple[dict, dict]:
     """(state_dict, meta) with ``weights_only=True``; one-line errors for missing/corrupt files."""
-    path = Path(path)
-    from edge.models.checkpoint import torch_load
-    payload = torch_load(path, "tracker checkpoint")
-    if not isinstance(payload, dict) or not isinstance(payload.get("state_dict"), dict):
-        raise ValueError(f"{path} is not a tracker checkpoint (expected a dict with a state_dict)")
-    return payload["state_dict"], payload.get("meta") if isinstance(payload.get("meta"), dict) else {}
+    from edge.models.checkpoint import load_payload
+    return load_payload(path, "tracker checkpoint", "SINT tracker")
 
 
 def build_tracker(weights: str | Path | None = None, crop_size: int = CROP_SIZE) -> SINT:

@@ -20,7 +20,6 @@ A clip = encoder on each frame + T steps from an explicit zero state (``forward`
 """
 from __future__ import annotations
 
-import io
 import math
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -33,7 +32,6 @@ from edge.classify.decision import Calibration, load_alarm_rules, rules_to_confi
 from edge.flow import FLOW_BOUND
 from edge.kernels.convlstm.torch_op import ConvLSTMCell
 from edge.models.mobilenet_v2 import IMAGENET_MEAN, IMAGENET_STD, STAGES, MobileNetV2, mobilenet_v2_imagenet
-from edge.fileio import atomic_write_bytes
 
 try:  # H5's registry; same dataclass shape defined locally until it exists
     from edge.models.registry import NetworkSpec
@@ -211,25 +209,19 @@ class TwoInOne(nn.Module):
 
 def save_checkpoint(model: TwoInOne, path: str | Path, meta: dict) -> None:
     """Trained parts + metadata (config, accuracies, how made) to ``path`` atomically."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    payload = {"state_dict": model.trained_state(),
-               "meta": {**meta, "config": {**asdict(model.cfg), "classes": list(model.cfg.classes)}}}
-    buf = io.BytesIO()
-    torch.save(payload, buf)
-    atomic_write_bytes(path, buf.getvalue())
+    from edge.models.checkpoint import save_payload
+    save_payload(path, model.trained_state(),
+                 {**meta, "config": {**asdict(model.cfg), "classes": list(model.cfg.classes)}})
 
 
 def load_checkpoint(path: str | Path) -> tuple[dict, dict]:
     """(state_dict, meta) with ``weights_only=True``; one-line errors for missing/corrupt files."""
-    from edge.models.checkpoint import torch_load
-    path = Path(path)
-    payload = torch_load(path, "classifier checkpoint")
-    if not (isinstance(payload, dict) and isinstance(payload.get("state_dict"), dict)
-            and isinstance(payload.get("meta"), dict) and isinstance(payload["meta"].get("config"), dict)):
+    from edge.models.checkpoint import load_payload
+    state, meta = load_payload(path, "classifier checkpoint", "two-in-one")
+    if not isinstance(meta.get("config"), dict):
         raise ValueError(f"classifier checkpoint {path} is not a two-in-one checkpoint "
                          "(expected keys state_dict and meta.config)")
-    return payload["state_dict"], payload["meta"]
+    return state, meta
 
 
 def build_classifier(weights: str | Path | None = None, *, use_flow: bool | None = None) -> TwoInOne:
