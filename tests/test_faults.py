@@ -124,6 +124,28 @@ def test_terminal_signals_stop_cleanly(tmp_path, eng, camera, sig, code):
     check_finalised(tmp_path, tmp_path / "o.mp4", tmp_path / "e.jsonl")
 
 
+def test_stop_does_not_wait_for_a_camera_that_hangs(tmp_path, eng):
+    """A camera that stops sending but keeps the connection open (FFmpeg's read would wait 30 s): Ctrl-C
+    still ends the run within seconds, the video finalised with every processed frame."""
+    srv = MJPEGServer(read_clip(CLIP)[:40], fps=30.0, stall_after=25).start()
+    try:
+        proc = subprocess.Popen(edge_cmd(*run_args(srv.url, tmp_path, eng)), stderr=subprocess.PIPE, text=True,
+                                start_new_session=True)
+        wait_for_frames(tmp_path / "e.jsonl", n=20)
+        time.sleep(1.0)                                  # the camera has stalled: the capture blocks in a read
+        t0 = time.monotonic()
+        os.killpg(proc.pid, signal.SIGINT)
+        _, err = proc.communicate(timeout=60)
+        took = time.monotonic() - t0
+    finally:
+        srv.stop()
+    assert proc.returncode == 130, err
+    assert took < 20, f"the stop took {took:.1f} s"
+    assert "did not return a frame" in err
+    summary = check_finalised(tmp_path, tmp_path / "o.mp4", tmp_path / "e.jsonl")
+    assert summary["processed"] <= 25
+
+
 def test_sigquit_aborts_but_still_finalises(tmp_path, eng, camera):
     proc = subprocess.Popen(edge_cmd(*run_args(camera.url, tmp_path, eng)), stderr=subprocess.PIPE, text=True)
     wait_for_frames(tmp_path / "e.jsonl")

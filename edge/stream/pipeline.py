@@ -234,8 +234,15 @@ class Pipeline:
         self.batches: deque = deque(maxlen=20000)      # inference batch sizes
         self._threads: list[threading.Thread] = []
         self._sinks_closed = False
+        self._ended: set[int] = set()           # streams whose End was queued (once, by capture or by wait)
+        self._end_lock = threading.Lock()
+        self._stop_at: float | None = None
 
     # -- control ---------------------------------------------------------------------------------------
+    # a capture blocked in a read (a camera that stalls without closing: FFmpeg waits up to 30 s) is left
+    # behind this long after a stop request: its stream ends there, so a stop never waits on a dead camera
+    CAPTURE_STOP_S = 3.0
+
     def stop(self) -> None:
         """Ask for a clean stop: capture ends, queued frames finish, sinks close."""
         self._stop.set()
@@ -257,14 +264,32 @@ class Pipeline:
             t.start()
 
     def wait(self, timeout: float | None = None) -> bool:
-        """Join the stage threads (in short slices so signal handlers run); True when all ended."""
+        """Join the stage threads (in short slices so signal handlers run); True when all ended. After a stop
+        request, a capture thread still blocked in its source's read after ``CAPTURE_STOP_S`` is left behind
+        (a daemon thread): its stream is ended for it."""
         end = None if timeout is None else time.monotonic() + timeout
-        for t in self._threads:
+        n = len(self.streams)
+        for k, t in enumerate(self._threads):
             while t.is_alive():
                 t.join(0.1)
+                if k < n and self._stop.is_set():
+                    self._stop_at = self._stop_at or time.monotonic()
+                    if time.monotonic() - self._stop_at > self.CAPTURE_STOP_S:
+                        log.warning("%s: the source did not return a frame within %g s of the stop; "
+                                    "ending the stream without it", self.streams[k].name, self.CAPTURE_STOP_S)
+                        self._queue_end(k)
+                        break
                 if end is not None and time.monotonic() > end:
                     return False
         return True
+
+    def _queue_end(self, i: int) -> None:
+        """Queue stream ``i``'s End once (from its capture thread, or from ``wait`` for a stuck one)."""
+        with self._end_lock:
+            if i in self._ended:
+                return
+            self._ended.add(i)
+        self._put(self.q_cap[i], End(i))
 
     def summaries(self) -> list[StreamSummary]:
         return [s.summary() for s in self.stats]
@@ -328,6 +353,8 @@ class Pipeline:
                     img, ts, index = next(it)
                 except StopIteration:
                     break
+                if i in self._ended:            # left behind by wait() while this read blocked
+                    break
                 now = time.perf_counter()
                 rec = src.stats.reconnects != reconnects
                 reconnects = src.stats.reconnects
@@ -341,7 +368,7 @@ class Pipeline:
         finally:
             st.corrupt, st.reconnects = src.stats.corrupt, src.stats.reconnects
             src.close()
-            self._put(q, End(i))
+            self._queue_end(i)
 
     def _prep(self, i: int) -> None:
         q, sessions = self.q_cap[i], self.sessions[i]
