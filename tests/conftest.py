@@ -8,6 +8,22 @@ import numpy as np
 import pytest
 
 
+def _terminal_signals() -> None:
+    """The signal tests send SIGINT/SIGHUP/SIGQUIT as a terminal does, to ``edge`` processes started from here.
+    A suite started under ``nohup`` or as a background job (``cmd &``) inherits those signals as ignored, and
+    ``edge run`` rightly keeps an inherited ignore: give the children a terminal's defaults instead (the
+    inherited-ignore test sets its own)."""
+    import signal
+    for name in ("SIGHUP", "SIGQUIT"):
+        if signal.getsignal(getattr(signal, name)) is signal.SIG_IGN:
+            signal.signal(getattr(signal, name), signal.SIG_DFL)
+    if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+
+
+_terminal_signals()
+
+
 def _gpu_reason() -> str | None:
     """Why GPU tests cannot run here, or None when TensorRT + pycuda + a device are usable."""
     try:
