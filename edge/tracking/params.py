@@ -5,7 +5,7 @@ from dataclasses import dataclass, fields
 
 
 _NON_NEGATIVE = {"lost_confidence", "lost_recover", "lost_border", "scale_penalty", "displacement_penalty",
-                 "head_weight", "min_inside", "template_lr", "head_memory", "update_confidence"}
+                 "head_weight", "min_inside"}
 
 
 @dataclass
@@ -45,15 +45,6 @@ class TrackerParams:
     head_max_shift: float = 0.6      # centre shift of the samples, x the target's side
     head_alpha: float = 0.3          # ridge regularisation
     head_label_power: float = 1.0    # label = IoU ** power
-    # confidence-gated model update, on frames whose confidence (the head's predicted IoU of the pick, else
-    # its cosine sum / levels) is >= update_confidence: template moving average (rate template_lr, 0 = the
-    # first-frame template forever, as SINT) and online head samples (the frame's candidates labelled by
-    # their IoU with the picked box; every head_update_every confident frames, head_memory kept, 0 = off)
-    update_confidence: float = 0.6
-    template_lr: float = 0.0
-    head_memory: int = 0
-    head_update_every: int = 5
-    head_update_samples: int = 32
     # optional first-frame ridge box regression (SINT): R-CNN targets, IoU > 0.6 samples, alpha 1
     box_regression: bool = True
     regression_samples: int = 128
@@ -76,10 +67,8 @@ class TrackerParams:
         if self.lost_recover < self.lost_confidence:
             raise ValueError(f"tracker parameters: need lost_recover >= lost_confidence, got {self.lost_recover} "
                              f"< {self.lost_confidence}")
-        if self.head_weight > 1 or self.min_inside > 1 or self.template_lr > 1 or \
-                self.top_k > self.num_candidates or self.head_update_samples > self.num_candidates:
-            raise ValueError("tracker parameters: need head_weight, min_inside, template_lr <= 1 and top_k, "
-                             "head_update_samples <= num_candidates")
+        if self.head_weight > 1 or self.min_inside > 1 or self.top_k > self.num_candidates:
+            raise ValueError("tracker parameters: need head_weight, min_inside <= 1 and top_k <= num_candidates")
         if len(self.head_crops) < 1 or min(self.head_crops) <= 0 or len(self.head_scale_range) != 2 \
                 or not 0 < self.head_scale_range[0] < self.head_scale_range[1]:
             raise ValueError("tracker parameters: head_crops must be positive, head_scale_range (lo, hi) with "

@@ -105,8 +105,6 @@ class SiameseTracker:
             self.template = self._embed(patch, target[None])
         self.head = self._fit_head(image, rng) if p.head_weight > 0 and self._s_emb else None
         self.last_score = float(np.sum(self.template * self.template))
-        self._rng = rng
-        self._confident = 0                 # confident frames since init (online head update cadence)
 
     def _fit_head(self, image: np.ndarray, rng: np.random.Generator) -> IoUHead:
         """The IoU head from first-frame samples: in search crops taken around the target scaled by each of
@@ -124,18 +122,26 @@ class SiameseTracker:
             labels.append(iou_labels(boxes, target, p.head_label_power))
         return IoUHead(np.concatenate(feats), np.concatenate(labels), p.head_alpha)
 
-    def _selection(self, scores: np.ndarray, embeddings, rois: np.ndarray, wh: np.ndarray) -> np.ndarray:
-        """The score candidates are picked by: template cosine (+ IoU head) - scale / displacement penalties."""
+    def _blend(self, scores: np.ndarray, embeddings) -> tuple[np.ndarray, np.ndarray | None]:
+        """(score, predicted IoU): the template cosine sum blended with the IoU head's prediction (``scores``
+        and None without a head or embeddings)."""
+        if self.head is None or embeddings is None:
+            return scores, None
+        iou = self.head(embeddings)
+        return (1 - self.params.head_weight) * scores / self._levels + self.params.head_weight * iou, iou
+
+    def _selection(self, scores: np.ndarray, embeddings, rois: np.ndarray,
+                   wh: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
+        """(the score candidates are picked by: template cosine (+ IoU head) - scale / displacement penalties,
+        the head's predicted IoU or None)."""
         p = self.params
-        sel = scores.astype(np.float64)
-        if self.head is not None and embeddings is not None:
-            sel = (1 - p.head_weight) * sel / self._levels + p.head_weight * self.head(embeddings)
+        sel, iou = self._blend(scores.astype(np.float64), embeddings)
         if p.scale_penalty:
             sel = sel - p.scale_penalty * np.abs(self._scale_index)
         if p.displacement_penalty:
             d = (rois[:, 1:3] + rois[:, 3:5]) / 2 - self.size / 2
             sel = sel - p.displacement_penalty * np.sum(d * d, 1) / float(wh[0] * wh[1])
-        return sel
+        return sel, iou
 
     def update(self, image: np.ndarray) -> np.ndarray:
         """Track one frame; returns the new box [x, y, w, h] clipped to the frame: the held box while lost by
@@ -156,7 +162,7 @@ class SiameseTracker:
         rois = sample_candidates(self.size, wh, p.num_candidates, p.num_angles, p.max_radius * min(widen, 1.5),
                                  p.scale_step, p.num_scales)
         scores, embeddings = self._search(patch, rois)
-        sel = self._selection(scores, embeddings, rois, wh)
+        sel, iou = self._selection(scores, embeddings, rois, wh)
         finite = np.isfinite(sel) & np.isfinite(scores)
         if not finite.all():            # a failing engine: never pick a NaN; nothing finite = lost, box held
             self.nonfinite_updates += 1
@@ -171,8 +177,8 @@ class SiameseTracker:
         # reported lost, but the box keeps following the best candidate (holding it cost AUC on validation
         # when a blurred target at the border came back); inside the frame a low confidence is a hard frame
         # (hysteresis: it counts as back once the head's confidence reaches lost_recover, anywhere)
-        if self.head is not None and p.lost_confidence > 0 and embeddings is not None:
-            conf = float(self.head(embeddings[best:best + 1])[0])
+        if iou is not None and p.lost_confidence > 0:
+            conf = float(iou[best])
             self._left = not conf >= p.lost_recover if self._left else \
                 (self._at_border() and not conf >= p.lost_confidence)
         self._searching = self.lost
@@ -195,7 +201,6 @@ class SiameseTracker:
         centre = cand[:2] + cand[2:] / 2
         centre = np.clip(centre, 0, [w, h])
         self.box = np.concatenate([centre - size / 2, size])
-        self._learn(scores, sel, embeddings, rois, best, pick)
         if self.regressor is None:
             return self._report(self.box)
         # SINT: regress the selected candidate, report the regressed box, search the next frame from the
@@ -213,28 +218,6 @@ class SiameseTracker:
                            self.init_wh * p.min_scale, self.init_wh * p.max_scale)
             self.box = np.concatenate([c - size / 2, size])
         return self._report(refined)
-
-    def _learn(self, scores, sel, embeddings, rois, best: int, pick: np.ndarray) -> None:
-        """Confidence-gated model update: template moving average, online head samples."""
-        p = self.params
-        if embeddings is None or (p.template_lr <= 0 and (self.head is None or p.head_memory <= 0)):
-            return
-        conf = float(self.head(embeddings[best:best + 1])[0]) if self.head is not None else \
-            float(scores[best]) / self._levels
-        if not conf >= p.update_confidence:
-            return
-        emb = np.asarray(embeddings, np.float32)
-        if p.template_lr > 0:
-            t = (1 - p.template_lr) * self.template + p.template_lr * emb[best:best + 1]
-            norm = float(np.sqrt(np.sum(t * t)))
-            if np.isfinite(norm) and norm > 0:          # keep the template's norm: scores stay cosine sums
-                self.template = (t * (np.sqrt(self._levels) / norm)).astype(np.float32)
-        self._confident += 1
-        if self.head is not None and p.head_memory > 0 and self._confident % p.head_update_every == 0:
-            idx = self._rng.choice(len(rois), p.head_update_samples, replace=False)
-            ok = idx[np.isfinite(emb[idx]).all(1)]
-            labels = iou_labels(rois[ok, 1:].astype(np.float64), pick, p.head_label_power)
-            self.head.add(emb[ok], labels)
 
     def _at_border(self) -> bool:
         """The current box is within ``lost_border`` x its own size of a frame edge."""
@@ -277,10 +260,7 @@ class SiameseTracker:
             part = xyxy[i:i + r]
             pad = np.concatenate([part, np.repeat(part[:1], r - len(part), 0)])
             rois = np.concatenate([np.zeros((r, 1)), pad], 1).astype(np.float32)
-            scores, emb = self._search(patch, rois)
-            if self.head is not None and emb is not None:     # the selection score, without the penalties
-                scores = (1 - self.params.head_weight) * scores / self._levels + \
-                    self.params.head_weight * self.head(emb)
+            scores, _ = self._blend(*self._search(patch, rois))     # the selection score, without penalties
             out.append(scores[:len(part)])
         return np.concatenate(out) if out else np.zeros(0, np.float32)
 
