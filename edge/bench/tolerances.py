@@ -1,8 +1,9 @@
 """Pass/fail of a benchmark row against per-precision tolerances (``edge/tolerances.json``; torch-free)."""
 from __future__ import annotations
 
-import json
 from pathlib import Path
+
+from edge.fileio import read_json
 
 DEFAULT_FILE = Path(__file__).resolve().parent.parent / "tolerances.json"
 KEYS = ("top1_agreement_min", "auc_delta_max", "precision20_delta_max", "accuracy_delta_max", "min_cosine",
@@ -19,14 +20,7 @@ def load(path: str | Path | None = None) -> dict[str, dict]:
 
 
 def _read(path: Path) -> dict[str, dict]:
-    try:
-        data = json.loads(path.read_text())
-    except FileNotFoundError:
-        raise FileNotFoundError(f"tolerances file not found: {path}") from None
-    except json.JSONDecodeError as e:
-        raise ValueError(f"tolerances file {path} is not valid JSON: {e}") from None
-    if not isinstance(data, dict):
-        raise ValueError(f"tolerances file {path}: expected an object of precisions")
+    data = read_json(path, "tolerances file")
     data = {k: v for k, v in data.items() if not k.startswith("_")}
     for precision, rules in data.items():
         if not isinstance(rules, dict):

@@ -19,7 +19,6 @@ reads them there.
 """
 from __future__ import annotations
 
-import json
 import math
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
@@ -28,6 +27,7 @@ from typing import Mapping, Sequence
 import numpy as np
 
 from edge.events import ActionEnd, ActionStart, Event
+from edge.fileio import read_json
 
 UNKNOWN = "unknown"          # label of a window the open-set rule rejects
 BACKGROUND = ("background", "none", "idle", "no_action", "nothing", "bg", UNKNOWN)
@@ -233,12 +233,7 @@ def load_alarm_rules(source: str | Path | Mapping | None, classes: Sequence[str]
     if source is None or isinstance(source, (str, Path)):
         path = Path(source) if source is not None else DEFAULT_ALARMS
         where = str(path)
-        try:
-            data = json.loads(path.read_text())
-        except FileNotFoundError:
-            raise FileNotFoundError(f"alarm rules file not found: {path}") from None
-        except json.JSONDecodeError as e:
-            raise ValueError(f"alarm rules file {path} is not valid JSON: {e}") from None
+        data = read_json(path, "alarm rules file")
     else:
         data = source
     if not isinstance(data, Mapping):
