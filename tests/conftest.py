@@ -24,6 +24,17 @@ def _terminal_signals() -> None:
 _terminal_signals()
 
 
+@pytest.fixture(scope="module")
+def one_thread():
+    """One PyTorch intra-op thread for the module: on a shared 2-core machine OpenMP spinning makes two
+    threads many times slower."""
+    import torch
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
 def _gpu_reason() -> str | None:
     """Why GPU tests cannot run here, or None when TensorRT + pycuda + a device are usable."""
     try:

@@ -18,13 +18,7 @@ from edge.tracking import SiameseTracker, TrackerParams
 from edge.tracking.geometry import Crop, RidgeRegressor, crop_region, sample_candidates
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    # one intra-op thread: on a shared 2-core machine OpenMP spinning makes 2 threads many times slower
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")     # conftest: one PyTorch thread for the module
 
 
 @pytest.fixture(scope="module")

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-import torch
 
 from edge.data.tracking_gen import known_size_pair
 from edge.eval.scale_bias import scale_boxes, scale_profile
@@ -17,11 +16,8 @@ STEP = 2 ** (1 / 8)      # one step of the measurement grid (9 %); bench/tracker
 
 
 @pytest.fixture(scope="module")
-def engines():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield torch_engines("tracker", weights=str(TRAINED_WEIGHTS), threads=1)   # the SINT-trained tracker
-    torch.set_num_threads(threads)
+def engines(one_thread):
+    return torch_engines("tracker", weights=str(TRAINED_WEIGHTS), threads=1)   # the SINT-trained tracker
 
 
 def test_scale_boxes_are_centred_geometric():

@@ -15,14 +15,6 @@ from edge.tracking.params import TrackerParams
 
 
 @pytest.fixture(scope="module")
-def one_thread():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
-
-
-@pytest.fixture(scope="module")
 def tiny_set(one_thread):
     """Four photo pairs (training-split photos, augmented) and their trunk maps, made by the PyTorch trunk."""
     import cv2
