@@ -55,7 +55,7 @@ def read_json(path: str | os.PathLike, what: str = "file") -> dict:
     try:
         obj = json.loads(path.read_text())
     except (json.JSONDecodeError, UnicodeDecodeError) as e:
-        raise ValueError(f"{what} {path} is not valid JSON ({e.__class__.__name__}: {e})") from None
+        raise ValueError(f"{what} {path} is corrupt: not valid JSON ({e.__class__.__name__}: {e})") from None
     if not isinstance(obj, dict):
         raise ValueError(f"{what} {path} is not a JSON object")
     return obj
