@@ -5,7 +5,7 @@ from dataclasses import dataclass, fields
 
 
 _NON_NEGATIVE = {"lost_confidence", "lost_recover", "lost_border", "scale_penalty", "displacement_penalty",
-                 "head_weight", "min_inside"}
+                 "head_weight", "min_inside", "motion_lr"}
 
 
 @dataclass
@@ -23,6 +23,9 @@ class TrackerParams:
     scale_lr: float = 0.5            # damping: new size = (1 - lr) * previous + lr * selected
     scale_penalty: float = 0.0       # subtracted per scale step |k| from the selection score (SiamFC-style)
     displacement_penalty: float = 0.0  # subtracted: penalty * (offset / sqrt(w h) of the previous box)^2
+    # constant-velocity prior: the search crop is centred on the box moved by a velocity, an exponential
+    # moving average (rate motion_lr) of the box centre's frame-to-frame motion; 0 = off; reset while lost
+    motion_lr: float = 0.6           # (0 before 2026-12-02: chosen on validation, bench/tracker_tune.py)
     top_k: int = 1                   # the box is the mean of the top_k candidates' boxes (MDNet: 5)
     min_scale: float = 0.2           # box size limits relative to the initial box
     max_scale: float = 5.0
@@ -67,8 +70,8 @@ class TrackerParams:
         if self.lost_recover < self.lost_confidence:
             raise ValueError(f"tracker parameters: need lost_recover >= lost_confidence, got {self.lost_recover} "
                              f"< {self.lost_confidence}")
-        if self.head_weight > 1 or self.min_inside > 1 or self.top_k > self.num_candidates:
-            raise ValueError("tracker parameters: need head_weight, min_inside <= 1 and top_k <= num_candidates")
+        if self.head_weight > 1 or self.min_inside > 1 or self.motion_lr > 1 or self.top_k > self.num_candidates:
+            raise ValueError("tracker parameters: need head_weight, min_inside, motion_lr <= 1 and top_k <= num_candidates")
         if len(self.head_crops) < 1 or min(self.head_crops) <= 0 or len(self.head_scale_range) != 2 \
                 or not 0 < self.head_scale_range[0] < self.head_scale_range[1]:
             raise ValueError("tracker parameters: head_crops must be positive, head_scale_range (lo, hi) with "

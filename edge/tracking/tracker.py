@@ -4,7 +4,8 @@ got10k interface: ``init(image, box)`` then ``update(image) -> box``; boxes ``[x
 pixels, images HxWx3 uint8 BGR (as OpenCV reads them). After ``update``: ``last_score`` (best candidate's
 sum of cosines) and ``lost`` (score below ``lost_threshold`` or the pick mostly outside the frame: the box is
 held and the next search widened; or, with the IoU head, a target at the frame's border that the head no longer
-recognises: it left the frame, the box keeps following). Reported boxes always lie inside the frame.
+recognises: it left the frame, the box keeps following). Reported boxes always lie inside the frame. Each
+search crop is centred on the box moved by its smoothed velocity (``motion_lr``; reset while lost).
 Non-finite engine outputs are never picked: NaN candidates are skipped, all-NaN scores count as lost, a NaN
 regression keeps the unregressed box (``nonfinite_updates`` counts such updates).
 """
@@ -90,6 +91,7 @@ class SiameseTracker:
         self.frame_hw = image.shape[:2]
         self.init_wh = b[2:].copy()
         self.box = b.copy()
+        self._velocity = np.zeros(2)
         self.lost = self._searching = self._left = False
         crop = self._crop(self.box, 1.0)
         patch = crop_region(image, crop)
@@ -156,7 +158,10 @@ class SiameseTracker:
         image = check_image(image)
         p = self.params
         widen = p.lost_search_ratio if self._searching else 1.0
-        crop = self._crop(self.box, widen)
+        if self._searching:
+            self._velocity[:] = 0.0
+        centre0 = self.box[:2] + self.box[2:] / 2
+        crop = self._crop(np.concatenate([self.box[:2] + self._velocity, self.box[2:]]), widen)
         patch = crop_region(image, crop)
         wh = self.box[2:] * crop.scale
         rois = sample_candidates(self.size, wh, p.num_candidates, p.num_angles, p.max_radius * min(widen, 1.5),
@@ -201,6 +206,8 @@ class SiameseTracker:
         centre = cand[:2] + cand[2:] / 2
         centre = np.clip(centre, 0, [w, h])
         self.box = np.concatenate([centre - size / 2, size])
+        if p.motion_lr:
+            self._velocity = (1 - p.motion_lr) * self._velocity + p.motion_lr * (centre - centre0)
         if self.regressor is None:
             return self._report(self.box)
         # SINT: regress the selected candidate, report the regressed box, search the next frame from the
