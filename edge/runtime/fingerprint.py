@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import platform
 from pathlib import Path
 
@@ -131,3 +132,15 @@ def check_gpu_device(fp: Fingerprint, engine_dir: str | Path, here: dict | None)
         raise EngineMismatch(f"{engine_dir} was built for compute capability {built.get('compute_capability')} "
                              f"({built.get('name')}) but this GPU is {here.get('name')} (compute "
                              f"{here.get('compute_capability')}): {rebuild_hint(fp, engine_dir)}")
+
+
+def engine_threads(engine_dir: str | Path, models: int) -> int | None:
+    """Intra-op threads for a CPU engine when ``models`` models step at once (``Pipeline``'s concurrent
+    models): the build's thread count shared among them (at least 1); None for other backends. Measured with
+    both models on 2 cores (``bench/profile_run.py``, bikes.mp4, load average 6-11): 2 threads each spent
+    48.4 CPU ms per frame of the stages alone and ran 10.7 FPS end to end, 1 thread each 30.1 ms and 15.1 FPS
+    (2 threads' workers spin inside every run and wait on each other)."""
+    fp = read(Path(engine_dir))
+    if fp.backend != "onnxruntime":
+        return None
+    return max(1, (fp.session.threads or os.cpu_count() or 1) // max(1, models))

@@ -13,6 +13,7 @@ from typing import Callable, Sequence
 
 from edge.errors import UserError
 from edge.events import Event, RunSummary
+from edge.runtime.fingerprint import engine_threads  # noqa: F401 (the run rule; re-exported)
 from edge.stream.pipeline import FrameResult, Pipeline, Sink, StreamInput
 
 
@@ -100,19 +101,6 @@ def check_outputs(plan: RunPlan) -> None:
         for other, b in outs[i + 1:]:
             if what != other and same_file(a, b):
                 raise UserError(f"{what} and {other} name the same file: each output needs its own path")
-
-
-def engine_threads(engine_dir: str | Path, models: int) -> int | None:
-    """Intra-op threads for a CPU engine when ``models`` models step at once (``Pipeline``'s concurrent
-    models): the build's thread count shared among them (at least 1); None for other backends. Measured with
-    both models on 2 cores (``bench/profile_run.py``, bikes.mp4, load average 6-11): 2 threads each spent
-    48.4 CPU ms per frame of the stages alone and ran 10.7 FPS end to end, 1 thread each 30.1 ms and 15.1 FPS
-    (2 threads' workers spin inside every run and wait on each other)."""
-    from edge.runtime import fingerprint as fpr
-    fp = fpr.read(Path(engine_dir))
-    if fp.backend != "onnxruntime":
-        return None
-    return max(1, (fp.session.threads or os.cpu_count() or 1) // max(1, models))
 
 
 def _engines(name: str, kind: str, remote: str | None, threads: int | None = None, models: int = 1):
