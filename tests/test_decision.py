@@ -180,6 +180,30 @@ def test_events_carry_calibrated_scores():
         assert r.label_score < float(softmax(logits.astype(np.float64)).max())     # T > 1 softens
     assert starts and all(0 < e.score < 1 and e.alarm is False for e in starts)
     assert any(e.score == pytest.approx(sink.results[e.frame].label_score) for e in starts)
+    # every frame's ``action`` is the event in progress, as its start/end events tell it (an end frame has none)
+    active = None
+    for r in sink.results:
+        for e in r.events:
+            if e.type == "action_start":
+                active = e.label
+            elif e.type == "action_end":
+                active = None
+        assert r.action == active, r.index
+    assert any(r.action is None for r in sink.results) and any(r.action for r in sink.results)
+
+
+def test_overlay_shows_the_event_in_progress_not_a_guess_below_its_rule():
+    import numpy as np
+    from edge.stream.pipeline import FrameResult
+    from edge.stream.sinks import draw_overlay, overlay_label
+    r = FrameResult(0, "s", 5, 0.0, np.zeros((48, 64, 3), np.uint8), label="sit_down", label_score=0.54)
+    assert overlay_label(r) == "  no action (sit_down 0.54)"
+    r.action = "sit_down"
+    assert overlay_label(r) == "  SIT_DOWN 0.54"
+    r.label, r.label_score = "idle", 0.7          # the event still holds (hysteresis) while a window disagrees
+    assert overlay_label(r) == "  SIT_DOWN"
+    assert overlay_label(FrameResult(0, "s", 5, 0.0, r.image)) == ""    # no classifier
+    assert draw_overlay(r).shape == r.image.shape
 
 
 def test_shipped_rules_apply_to_a_model_with_other_classes():

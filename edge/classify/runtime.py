@@ -74,6 +74,7 @@ class ClassifierUpdate:
     label_score: float | None
     attention: np.ndarray | None
     events: list[Event] = field(default_factory=list)
+    action: str | None = None     # the event in progress after this frame (alarm rules + hysteresis), else None
 
 
 class ClassifierSession:
@@ -164,7 +165,7 @@ class ClassifierRuntime:
         label carried forward in frame order (its later frames in the batch see its newest window)."""
         if not items:
             return []
-        before = {id(sess): sess.last for sess, _, _ in items}
+        before = {id(sess): (sess.last, sess.hysteresis.active) for sess, _, _ in items}
         encoded = self.encode([feeds for _, feeds, _ in items])
         due: list[tuple[int, list]] = []
         for k, ((sess, _, frame), (feats, att)) in enumerate(zip(items, encoded)):
@@ -173,20 +174,21 @@ class ClassifierRuntime:
             win = sess.push(feats, att)
             if win is not None:
                 due.append((k, win))
-        windows: dict[int, tuple[WindowResult, list[Event]]] = {}
+        windows: dict[int, tuple[tuple[WindowResult, str | None], list[Event]]] = {}
         if due:
             for (k, _), lg in zip(due, self.classify([w for _, w in due])):
                 sess, _, frame = items[k]
-                windows[k] = self.result(sess, lg, frame.index)
+                res, events = self.result(sess, lg, frame.index)
+                windows[k] = (res, sess.hysteresis.active), events
         current = dict(before)
         out = []
         for k, (sess, _, _) in enumerate(items):
             events: list[Event] = []
             if k in windows:
                 current[id(sess)], events = windows[k]
-            last = current[id(sess)]
+            last, action = current[id(sess)]
             out.append(ClassifierUpdate(last.label if last else None, last.score if last else None,
-                                        attention_map(sess.attention), events))
+                                        attention_map(sess.attention), events, action))
         return out
 
     def encode(self, feeds: Sequence[dict[str, np.ndarray]]) -> list[tuple[np.ndarray, np.ndarray | None]]:

@@ -98,6 +98,7 @@ class FrameResult:
     lost: bool | None = None
     label: str | None = None
     label_score: float | None = None
+    action: str | None = None             # the classifier's event in progress (None: no action)
     attention: np.ndarray | None = None
     events: list[Event] = field(default_factory=list)
     captured: float = 0.0

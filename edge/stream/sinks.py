@@ -4,7 +4,8 @@ Events file (JSON Lines, one object per line, flushed per line, so a killed run 
 every processed frame gives a ``frame`` record; state changes give their own records. Common fields:
 ``stream`` (int), ``source`` (str), ``frame`` (int, index in that stream), ``time`` (s, source clock),
 ``wall`` (s, Unix time), ``type``, ``box`` ([x, y, w, h] or null), ``score`` (tracker score or null),
-``lost`` (bool or null), ``label`` / ``label_score`` (latest window's class and softmax score, or null).
+``lost`` (bool or null), ``label`` / ``label_score`` (latest window's class and calibrated score, or null),
+``action`` (the event in progress after the alarm rules and hysteresis, or null).
 Types: ``frame``, ``track_init``, ``track_lost``, ``track_recovered``, ``action_start`` (+``score``),
 ``action_end`` (+``start_frame``), ``source_reconnect`` (+``reconnects``), ``stream_end``, and a final
 ``summary`` per stream (``captured``, ``processed``, ``drops``, ``corrupt``, ``reconnects``, ``fps``).
@@ -44,6 +45,18 @@ def check_video_path(path: str | os.PathLike) -> Path:
     return check_output(path, "--out-video")
 
 
+def overlay_label(r: FrameResult) -> str:
+    """The classifier's part of the overlay's top line: the event in progress in capitals (with the latest
+    window's score when it is that class), else ``no action`` with the latest window's guess in brackets, so
+    a guess below its alarm rule never reads as an alarm; empty without a classifier."""
+    if r.action is not None:
+        score = f" {r.label_score:.2f}" if r.label == r.action and r.label_score is not None else ""
+        return f"  {r.action.upper()}{score}"
+    if r.label is None:
+        return ""
+    return f"  no action ({r.label} {r.label_score:.2f})" if r.label_score is not None else f"  no action ({r.label})"
+
+
 def draw_overlay(r: FrameResult, fps: float | None = None, heatmap: bool = False) -> np.ndarray:
     """The frame with box, score, label, FPS and optionally the attention heat map."""
     img = r.image.copy()
@@ -63,10 +76,13 @@ def draw_overlay(r: FrameResult, fps: float | None = None, heatmap: bool = False
     top = f"#{r.index}"
     if fps:
         top += f"  {fps:.1f} fps"
-    if r.label is not None:
-        top += f"  {r.label} {r.label_score:.2f}"
-    cv2.putText(img, top, (4, int(18 * scale / 0.5)), cv2.FONT_HERSHEY_SIMPLEX, scale, (0, 0, 0), thick + 2)
-    cv2.putText(img, top, (4, int(18 * scale / 0.5)), cv2.FONT_HERSHEY_SIMPLEX, scale, (255, 255, 255), thick)
+    top += overlay_label(r)
+    # white on a dark band (a thicker black copy as outline drifts: OpenCV's advance grows with thickness)
+    (tw, th), base = cv2.getTextSize(top, cv2.FONT_HERSHEY_SIMPLEX, scale, thick)
+    y = int(18 * scale / 0.5)
+    band = img[max(0, y - th - 3):min(H, y + base + 1), 0:min(W, tw + 8)]
+    band[:] = (band * 0.35).astype(np.uint8)
+    cv2.putText(img, top, (4, y), cv2.FONT_HERSHEY_SIMPLEX, scale, (255, 255, 255), thick)
     return img
 
 
@@ -174,7 +190,7 @@ class EventsSink(Sink):
                 "wall": round(time.time(), 3),
                 "box": [round(float(v), 2) for v in r.box] if r is not None and r.box is not None else None,
                 "score": r.score if r else None, "lost": r.lost if r else None, "label": r.label if r else None,
-                "label_score": r.label_score if r else None}
+                "label_score": r.label_score if r else None, "action": r.action if r else None}
 
     def write(self, r):
         common = self._common(r.stream, r.name, r.index, r)
