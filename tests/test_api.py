@@ -149,7 +149,3 @@ def test_engines_share_the_build_threads_when_both_models_run(standins):
     assert session_threads(**both) == {max(1, built // 2)}
     assert session_threads(**both, threads=3) == {3}
     assert session_threads(tracker=str(standins["tracker"])) == {built}
-    # `edge serve` hosts every network of its engine folders at once: the same rule for its instances
-    from edge.commands.serve import shared_threads
-    assert shared_threads([standins["tracker"], standins["classifier"]]) == max(1, built // 2)
-    assert shared_threads([standins["tracker"]]) == built

@@ -164,5 +164,17 @@ def test_serve_repository_configs_parse(engines, tmp_path):
         if s.batched:
             assert cfg.max_batch_size == 4 and cfg.dynamic_batching.max_queue_delay_microseconds == 250
     assert json_format.MessageToDict(cfg)["name"] == served[-1].name
+    # `edge serve` hosts every network of its engine folders at once: each build's threads shared among them
+    # (the rule of `edge run`); ``threads`` overrides; one folder alone keeps its build's
+    from edge.runtime import fingerprint as fpr
+    for s in served:
+        built = fpr.read(s.engine_dir).session.threads
+        cfg = parse(tmp_path / "models" / s.name / "config.pbtxt")
+        assert params(cfg)["edge_threads"] == str(max(1, built // 2))
+    for s in write_serve_repository([engines["tracker"]], tmp_path / "one"):
+        built = fpr.read(s.engine_dir).session.threads
+        assert params(parse(tmp_path / "one" / s.name / "config.pbtxt"))["edge_threads"] == str(built)
+    for s in write_serve_repository([engines["tracker"]], tmp_path / "three", threads=3):
+        assert params(parse(tmp_path / "three" / s.name / "config.pbtxt"))["edge_threads"] == "3"
     with pytest.raises(Exception, match="--prefix"):
         write_serve_repository([engines["tracker"], engines["tracker"]], tmp_path / "dup")

@@ -39,23 +39,6 @@ def add_arguments(p) -> None:
     p.add_argument("--ready-timeout", type=float, default=180.0, help="seconds to wait for every model to load")
 
 
-def shared_threads(engine_dirs) -> int | None:
-    """onnxruntime threads per served instance when none are given: the builds' thread count shared among the
-    engine folders (``edge.runtime.fingerprint.engine_threads``, the rule of `edge run`), since their networks run at once. Measured with
-    ``bench/serve.py`` (tracker + classifier, 2 cores, 2026-12-02): the builds' 2 threads each gave 0.49x / 0.43x
-    of in-process at 1 / 4 streams, 1 thread each 0.57x / 0.62x (spinning workers of 4 networks and the client
-    fought over the cores). None (the build's own) for folders of other backends."""
-    from edge.runtime.fingerprint import engine_threads
-    if not engine_dirs:
-        return None
-    try:
-        found = [engine_threads(d, len(engine_dirs)) for d in engine_dirs]
-    except Exception:  # noqa: BLE001 - an unreadable folder is reported by write_serve_repository
-        return None
-    found = [t for t in found if t]
-    return min(found) if found else None
-
-
 def run(args) -> int:
     from edge.serve.repository import write_serve_repository
     from edge.serve.server import Ports, TritonServer, find_triton
@@ -70,7 +53,7 @@ def run(args) -> int:
         shutil.rmtree(repo)
     served = write_serve_repository(args.engine_dirs, repo, prefixes=args.prefix, max_batch=args.max_batch,
                                     queue_delay_us=args.max_queue_delay_us, instances=args.instances,
-                                    threads=args.threads or shared_threads(args.engine_dirs))
+                                    threads=args.threads)
     server = TritonServer(repo, Ports(args.grpc_port, args.http_port, args.metrics_port), address=args.address,
                           work=work, log_path=Path(args.log) if args.log else None)
     got: list[int] = []

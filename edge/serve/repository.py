@@ -58,7 +58,12 @@ def network_config(name: str, net: dict, *, backend: str, max_batch: int, queue_
 def write_serve_repository(engine_dirs: Sequence[str | Path], root: str | Path, prefixes: Sequence[str] = (),
                            max_batch: int = 8, queue_delay_us: int = 0, instances: int = 1,
                            threads: int | None = None) -> list[ServedNetwork]:
-    """Write ``root/<model>_<network>/{config.pbtxt,1/model.py}`` for every network of every engine folder."""
+    """Write ``root/<model>_<network>/{config.pbtxt,1/model.py}`` for every network of every engine folder.
+    ``threads`` (onnxruntime threads per instance) defaults to each build's threads shared among the folders
+    (``fingerprint.engine_threads``, the rule of `edge run`): their networks run at once. Measured with
+    ``bench/serve.py`` (tracker + classifier, 2 cores, 2026-12-02): the builds' 2 threads each gave 0.49x / 0.43x
+    of in-process at 1 / 4 streams, 1 thread each 0.57x / 0.62x (spinning workers of 4 networks and the client
+    fought over the cores)."""
     if len(prefixes) > len(engine_dirs):
         raise UserError(f"{len(prefixes)} --prefix for {len(engine_dirs)} engine folders")
     root = Path(root)
@@ -66,6 +71,7 @@ def write_serve_repository(engine_dirs: Sequence[str | Path], root: str | Path, 
     for i, d in enumerate(engine_dirs):
         d = Path(d).resolve()
         fp, manifest = read_engine_dir(d)
+        d_threads = threads or fpr.engine_threads(d, len(engine_dirs))
         prefix = prefixes[i] if i < len(prefixes) else None
         base = prefix or manifest_model(manifest, d)
         for net_name, net in manifest["networks"].items():
@@ -74,7 +80,7 @@ def write_serve_repository(engine_dirs: Sequence[str | Path], root: str | Path, 
                 raise UserError(f"two engine folders serve {name}: give each a --prefix")
             extra = {PARAM_ENGINE_DIR: str(d), PARAM_BACKEND: fp.get("backend"), PARAM_PRECISION:
                      (fp["networks"].get(net_name) or {}).get("precision") or fp.get("precision"),
-                     "edge_threads": threads}
+                     "edge_threads": d_threads}
             cfg = network_config(name, net, backend="python", max_batch=max_batch, queue_delay_us=queue_delay_us,
                                  instances=instances, params=edge_parameters(manifest, net_name, base, **extra))
             atomic_write_bytes(root / name / "config.pbtxt", (to_pbtxt(cfg) + "\n").encode())
