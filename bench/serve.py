@@ -9,7 +9,8 @@ barrier so all processes run together). Rows per stream count N, repeats interle
 
 - ``in-process, 1 process``: one ``edge run`` with N sources (the pipeline batches the encoder across them);
 - ``in-process, N processes``: N cameras without a server, each with its own engines;
-- ``remote, N processes``: N ``edge run --remote`` clients sharing one ``edge serve`` (dynamic batching).
+- ``remote, N processes``: N ``edge run --remote`` clients sharing one ``edge serve`` (dynamic batching);
+  anchor ``remote_shm``: the same with ``--remote-shm on`` (large inputs in system shared memory).
 
 Throughput = all frames / (last frame out - first frame out) over all processes (CLOCK_MONOTONIC is shared);
 latency = per frame, capture to sink (file sources never drop, so it includes queueing), and per remote
@@ -63,6 +64,8 @@ def worker(argv: list[str]) -> int:
     ru1 = resource.getrusage(resource.RUSAGE_SELF)
     streams = [{"processed": st.processed, "first": st.first, "last": st.last,
                 "latency": list(st.times["latency"]), "infer": list(st.times["infer"])} for st in pipe.stats]
+    for rt in pipe.runtimes:
+        rt.engines.close()
     remote = []
     for eng in (rt.engines for rt in pipe.runtimes):
         if getattr(eng, "connection", None) is not None:
@@ -156,14 +159,15 @@ class Server:
         self.served.proc.wait(30)
 
 
-def run_args(sources: int, clip: str, box: str, frames: int, dirs: dict, remote: str | None, events=None) -> list[str]:
+def run_args(sources: int, clip: str, box: str, frames: int, dirs: dict, remote: str | None, events=None,
+             shm: str = "off") -> list[str]:
     a = []
     for _ in range(sources):
         a += ["--source", clip]
     a += ["--tracker", str(dirs["tracker"]), "--init-box", box, "--classifier", str(dirs["classifier"]),
           "--max-frames", str(frames), "--status-interval", "0"]
     if remote:
-        a += ["--remote", remote]
+        a += ["--remote", remote, "--remote-shm", shm]
     if events:
         a += ["--events", str(events)]
     return a
@@ -189,9 +193,10 @@ def wait_ready(procs, timeout=180.0):
 
 def trial(work: Path, mode: str, n: int, args, dirs, server: Server | None, tag: str) -> dict:
     procs_n, sources = (1, n) if mode == "inproc1" else (n, 1)
-    remote = server.url if mode == "remote" else None
-    procs = [launch(work, run_args(sources, args.clip_path, args.box, args.frames, dirs, remote), f"{tag}_{i}")
-             for i in range(procs_n)]
+    remote = server.url if mode.startswith("remote") else None
+    shm = "on" if mode == "remote_shm" else "off"
+    procs = [launch(work, run_args(sources, args.clip_path, args.box, args.frames, dirs, remote, shm=shm),
+                    f"{tag}_{i}") for i in range(procs_n)]
     wait_ready(procs)
     cpu0 = server.cpu() if server else 0.0
     counts0 = server.batch_counts() if server else {}
@@ -232,6 +237,9 @@ def median_row(trials: list[dict]) -> dict:
     row["throughput_fps"] = round(float(np.median([t["throughput_fps"] for t in trials])), 1)
     row["throughput_all"] = [round(t["throughput_fps"], 1) for t in trials]
     row["server_cores"] = round(float(np.median([t["server_cores"] for t in trials])), 2)
+    for side in ("client", "server"):      # CPU per frame: the cost a shared machine pays, whatever overlaps
+        row[f"{side}_cpu_ms_per_frame"] = round(float(np.median(
+            [1000 * t[f"{side}_cpu_s"] / max(t["frames"], 1) for t in trials])), 1)
     row["server_mean_batch"] = {m: round(float(np.mean([t["server_mean_batch"].get(m, 0) for t in trials])), 2)
                                 for m in trials[0].get("server_mean_batch", {})}
     return row
@@ -344,6 +352,8 @@ def main(argv=None) -> int:
     ap.add_argument("--serve-args", default="", help="extra `edge serve` arguments, e.g. '--max-queue-delay-us 2000'")
     ap.add_argument("--timeout", type=float, default=600.0, help="seconds any one process may run")
     ap.add_argument("--no-faults", action="store_true")
+    ap.add_argument("--no-shm-row", dest="shm_row", action="store_false",
+                    help="skip the anchor row of remote runs with inputs in shared memory (--remote-shm on)")
     ap.add_argument("--out", default=str(ROOT / "bench" / "results"))
     args = ap.parse_args(argv)
 
@@ -368,9 +378,11 @@ def main(argv=None) -> int:
         trial(work, "inproc1", 1, argparse.Namespace(**{**vars(args), "frames": 10}), dirs, None, "warm_l")
         for rep in range(args.repeats):
             for n in args.streams:
-                modes = ["inproc1", "remote"] + (["inprocN"] if n > 1 else [])
+                modes = ["inproc1", "remote"] + (["remote_shm"] if args.shm_row else []) + \
+                    (["inprocN"] if n > 1 else [])
                 for mode in (modes if rep % 2 == 0 else modes[::-1]):
-                    t = trial(work, mode, n, args, dirs, server if mode == "remote" else None, f"{mode}_{n}_{rep}")
+                    t = trial(work, mode, n, args, dirs, server if mode.startswith("remote") else None,
+                              f"{mode}_{n}_{rep}")
                     trials.setdefault((mode, n), []).append(t)
                     print(f"[serve bench] {mode} x{n}: {t['throughput_fps']:.1f} FPS (server {t['server_cores']} cores)",
                           flush=True)
@@ -389,7 +401,7 @@ def main(argv=None) -> int:
     inprocn = {r["streams"]: r["throughput_fps"] for r in rows if r["mode"] == "inprocN"}
     goals = {}
     for r in rows:
-        if r["mode"] == "remote":
+        if r["mode"].startswith("remote"):
             n = r["streams"]
             r["vs_inproc_1_process"] = round(r["throughput_fps"] / inproc1[n], 2) if inproc1.get(n) else None
             r["vs_inproc_n_processes"] = round(r["throughput_fps"] / inprocn[n], 2) if inprocn.get(n) else None
@@ -411,7 +423,9 @@ def main(argv=None) -> int:
     return 0
 
 
-MODE = {"inproc1": "in-process, 1 process", "inprocN": "in-process, N processes", "remote": "remote, N processes + server"}
+MODE = {"inproc1": "in-process, 1 process", "inprocN": "in-process, N processes",
+        "remote": "remote, N processes + server",
+        "remote_shm": "remote, N processes + server, inputs in shared memory (`--remote-shm on`)"}
 
 
 def markdown(meta, rows, goals, faults) -> str:
@@ -420,19 +434,23 @@ def markdown(meta, rows, goals, faults) -> str:
              "Throughput = all frames / (first to last frame out) over all processes; median of interleaved "
              "repeats (each repeat in brackets). Latency = capture to sink per frame (file sources: includes "
              "queueing). Request = client round trip per network call. Server cores = CPU time of tritonserver + "
-             "stubs / wall time.", "",
+             "stubs / wall time. CPU per frame = (client processes' | server's) CPU time / frames: on one machine "
+             "the served path can reach at most (in-process CPU per frame) / (client + server CPU per frame) of "
+             "the in-process throughput when both keep the cores equally busy.", "",
              "| setup | streams | FPS | repeats | vs in-process (1 proc / N procs) | frame latency p50/p95/p99 ms "
-             "| request ms p50/p95/p99 | server cores | server requests per engine call |",
-             "|---|---|---|---|---|---|---|---|---|"]
+             "| request ms p50/p95/p99 | CPU ms per frame client + server | server cores "
+             "| server requests per engine call |",
+             "|---|---|---|---|---|---|---|---|---|---|"]
     for r in sorted(rows, key=lambda r: (r["streams"], r["mode"])):
         L = r["latency_ms"]
         req = "; ".join(f"{n} {v.get('p50', 0):.1f}/{v.get('p95', 0):.1f}/{v.get('p99', 0):.1f}"
                         for n, v in r["request_ms"].items()) or "—"
-        vs = (f"{r.get('vs_inproc_1_process')} / {r.get('vs_inproc_n_processes') or '—'}" if r["mode"] == "remote"
+        vs = (f"{r.get('vs_inproc_1_process')} / {r.get('vs_inproc_n_processes') or '—'}" if r["mode"].startswith("remote")
               else "—")
         lines.append(f"| {MODE[r['mode']]} | {r['streams']} | {r['throughput_fps']:.1f} | {r['throughput_all']} | {vs} "
                      f"| {L.get('p50', 0):.0f}/{L.get('p95', 0):.0f}/{L.get('p99', 0):.0f} | {req} "
-                     f"| {r['server_cores'] if r['mode'] == 'remote' else '—'} "
+                     f"| {r['client_cpu_ms_per_frame']} + {r['server_cpu_ms_per_frame']} "
+                     f"| {r['server_cores'] if r['mode'].startswith('remote') else '—'} "
                      f"| {', '.join(f'{m} {b}' for m, b in r.get('server_mean_batch', {}).items()) or '—'} |")
     lines += ["", "Goals: " + "; ".join(f"{k}: {v}x" for k, v in goals.items()), ""]
     if faults:

@@ -152,7 +152,8 @@ def run(sources: PathLike | Sequence[PathLike], tracker: PathLike | EngineSet | 
     CLI sets it. ``options`` (see ``run_plan``): ``heatmap``, ``window``, ``stride``, ``tracker_params``,
     ``queue_size``, ``live_queue_size``, ``batch``, ``max_reconnects``, ``open_timeout``,
     ``status_interval``, ``display``, ``remote`` (``grpc://HOST:PORT`` of an ``edge serve``: ``tracker`` /
-    ``classifier`` then name served models), ``alarms`` (a per-class alarm rules file, ``edge/data/alarms.json``
+    ``classifier`` then name served models), ``remote_shm`` (True: large inputs through system shared memory,
+    server on this machine), ``alarms`` (a per-class alarm rules file, ``edge/data/alarms.json``
     form, instead of the model's), ``threads`` (onnxruntime threads per engine; default: the build's, shared
     by the models that run, which step concurrently). Everything is validated before any engine loads or any
     thread starts."""
@@ -166,7 +167,7 @@ def run_plan(sources, tracker=None, init_box=None, classifier=None, out_video=No
              tracker_params: Mapping | None = None, queue_size: int = 4, live_queue_size: int = 2,
              batch: int = 8, max_reconnects: int | None = None, open_timeout: float | None = None,
              status_interval: float = 0.0, display: bool = False, remote: str | None = None,
-             alarms: PathLike | None = None, threads: int | None = None):
+             remote_shm: bool = False, alarms: PathLike | None = None, threads: int | None = None):
     """The ``edge.stream.run.RunPlan`` of ``run``'s arguments (for callers that drive the pipeline)."""
     from edge.stream.run import RunPlan
     srcs = [str(sources)] if isinstance(sources, (str, os.PathLike)) else [str(s) for s in sources]
@@ -176,8 +177,8 @@ def run_plan(sources, tracker=None, init_box=None, classifier=None, out_video=No
                    window=window, stride=stride, tracker_params=dict(tracker_params or {}),
                    queue_size=queue_size, live_queue_size=live_queue_size, batch=batch,
                    max_reconnects=max_reconnects, open_timeout=open_timeout, status_interval=status_interval,
-                   display=display, remote=remote, alarms=None if alarms is None else str(alarms),
-                   threads=threads)
+                   display=display, remote=remote, remote_shm=remote_shm,
+                   alarms=None if alarms is None else str(alarms), threads=threads)
 
 
 def _boxes(init_box, n: int) -> list:

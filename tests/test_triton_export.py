@@ -152,15 +152,24 @@ def test_tensorrt_folder_becomes_tensorrt_plan_with_plugin(engines, tmp_path):
 def test_serve_repository_configs_parse(engines, tmp_path):
     served = write_serve_repository([engines["tracker"], engines["classifier"]], tmp_path / "models",
                                     prefixes=["trk"], max_batch=4, queue_delay_us=250)
-    assert {s.name for s in served} == {"trk_template", "trk_search", "classifier_encoder", "classifier_step"}
+    assert {s.name for s in served} == {"trk_template", "trk_search", "classifier_encoder", "classifier_step",
+                                        "classifier_window"}
     for s in served:
         cfg = parse(tmp_path / "models" / s.name / "config.pbtxt")
         assert cfg.backend == "python" and (tmp_path / "models" / s.name / "1" / "model.py").is_file()
         assert params(cfg)["edge_engine_dir"] == str(s.engine_dir) and params(cfg)["edge_model"] == s.model
-        spec = read_json(s.engine_dir / "model.json")["networks"][s.network]
-        check_tensors(cfg.input, spec["inputs"], s.batched)
-        check_tensors(cfg.output, spec["outputs"], s.batched)
-        assert s.batched == (s.network in ("encoder", "step"))
+        nets = read_json(s.engine_dir / "model.json")["networks"]
+        if s.network == "window":       # the step unrolled on the server: features [B, T, C, H, W] -> logits
+            step = nets["step"]
+            assert params(cfg)["edge_network"] == "step" and params(cfg)["edge_composite"] == "window"
+            feats = next(x for x in step["inputs"] if x["name"] == "features")["shape"]
+            assert [i.name for i in cfg.input] == ["features"] and list(cfg.input[0].dims) == [-1, *feats[1:]]
+            check_tensors(cfg.output, [x for x in step["outputs"] if x["name"] == "logits"], True)
+        else:
+            assert "edge_composite" not in params(cfg) and params(cfg)["edge_network"] == s.network
+            check_tensors(cfg.input, nets[s.network]["inputs"], s.batched)
+            check_tensors(cfg.output, nets[s.network]["outputs"], s.batched)
+        assert s.batched == (s.network in ("encoder", "step", "window"))
         if s.batched:
             assert cfg.max_batch_size == 4 and cfg.dynamic_batching.max_queue_delay_microseconds == 250
     assert json_format.MessageToDict(cfg)["name"] == served[-1].name

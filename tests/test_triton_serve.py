@@ -63,7 +63,8 @@ def infer(client, model, feeds, dtypes=None):
 def test_every_network_served_as_model_network_equals_local(server, engines, rng):
     client = tritonclient.InferenceServerClient(server.target)
     names = {m["name"] for m in client.get_model_repository_index(as_json=True)["models"]}
-    assert names == {"tracker_template", "tracker_search", "classifier_encoder", "classifier_step"}
+    assert names == {"tracker_template", "tracker_search", "classifier_encoder", "classifier_step",
+                     "classifier_window"}
     for model, d in engines.items():
         local = load_engines(d)
         for net, eng in local.networks.items():
@@ -155,29 +156,95 @@ def test_remote_run_equals_local_run(server, engines, tmp_path):
     common = ["--source", str(CLIP), "--tracker", str(engines["tracker"]), "--init-box", box,
               "--classifier", str(engines["classifier"]), "--max-frames", "40", "--status-interval", "0"]
     runs = {}
-    for mode in ("local", "remote"):
+    for mode in ("local", "remote", "remote_shm"):
         ev = tmp_path / f"{mode}.jsonl"
-        extra = ["--remote", server.url] if mode == "remote" else []
+        extra = {"local": [], "remote": ["--remote", server.url],
+                 "remote_shm": ["--remote", server.url, "--remote-shm", "on"]}[mode]
         p = subprocess.run([sys.executable, "-c", RUNNER, "run", *common, "--events", str(ev), *extra],
                            capture_output=True, text=True, timeout=300)
         assert p.returncode == 0, p.stderr
         assert "TORCH_LOADED False" in p.stderr
         runs[mode] = (jsonl(ev), p.stderr)
-    (loc, _), (rem, err) = runs["local"], runs["remote"]
-    assert re.search(r"remote grpc://127\.0\.0\.1:\d+: \d+ requests, 0 reconnects", err), err
-    fl, fr = ([r for r in x if r["type"] == "frame"] for x in (loc, rem))
-    assert [r["frame"] for r in fr] == list(range(40)) == [r["frame"] for r in fl]
-    np.testing.assert_allclose([r["box"] for r in fr], [r["box"] for r in fl], atol=0.011)
-    assert [r["label"] for r in fr] == [r["label"] for r in fl]
-    assert [r["type"] for r in rem if r["type"] != "frame"] == [r["type"] for r in loc if r["type"] != "frame"]
+    loc = runs["local"][0]
+    assert re.search(r"remote grpc://127\.0\.0\.1:\d+: \d+ requests \(0 with inputs in shared memory\), "
+                     r"0 reconnects", runs["remote"][1]), runs["remote"][1]
+    assert re.search(r"remote grpc://127\.0\.0\.1:\d+: \d+ requests \([1-9]\d* with inputs in shared memory\), "
+                     r"0 reconnects", runs["remote_shm"][1]), runs["remote_shm"][1]
+    fl = [r for r in loc if r["type"] == "frame"]
+    for rem in (runs["remote"][0], runs["remote_shm"][0]):
+        fr = [r for r in rem if r["type"] == "frame"]
+        assert [r["frame"] for r in fr] == list(range(40)) == [r["frame"] for r in fl]
+        np.testing.assert_allclose([r["box"] for r in fr], [r["box"] for r in fl], atol=0.011)
+        assert [r["label"] for r in fr] == [r["label"] for r in fl]
+        assert [r["type"] for r in rem if r["type"] != "frame"] == [r["type"] for r in loc if r["type"] != "frame"]
     assert any(r["label"] is not None for r in fr)       # windows were classified through the server
+
+
+def test_served_window_equals_local_steps_in_one_request(server, engines, rng):
+    """``classifier_window`` (the step unrolled inside the server) gives the logits of T local step calls,
+    for one window and for several at once, in one request instead of T."""
+    from edge.classify.runtime import ClassifierRuntime
+    remote = load_remote_engines(server.url, "classifier")
+    assert list(remote.composites) == ["window"]
+    local = ClassifierRuntime(load_engines(engines["classifier"]))
+    rt = ClassifierRuntime(remote)
+    shape = local.step_engine.inputs[0].shape[1:]
+    for b, t in ((1, local.window), (3, local.window), (2, 3)):
+        windows = [[rng.standard_normal((1, *shape)).astype(np.float32) for _ in range(t)] for _ in range(b)]
+        before = remote.connection.stats.requests
+        got = rt.classify(windows)
+        assert remote.connection.stats.requests - before == 1
+        np.testing.assert_allclose(got, local.classify(windows), rtol=1e-5, atol=1e-5)
+    with pytest.raises(ValueError, match="server refused"):          # a window must be [B, T, C, H, W]
+        remote.composites["window"].run({"features": np.zeros((1, *shape), np.float32)})
+
+
+def _region_path(engine):
+    from pathlib import Path
+    return Path("/dev/shm") / engine.shared.name
+
+
+def test_inputs_through_shared_memory_equal_inline(server, engines, rng, caplog):
+    """With ``shared_memory`` large inputs travel in a registered shared-memory region: same outputs as inline;
+    the region grows for a bigger batch, is unlinked on close; a server that cannot map it (simulated: the
+    region's file removed before it is registered, as the server in another container sees it) gets the
+    tensors inline after one warning."""
+    local = load_engines(engines["classifier"])
+    spec = local.manifest.raw["networks"]["encoder"]
+    ex, _ = load_examples(engines["classifier"], "encoder")
+    shared = load_remote_engines(server.url, "classifier", shared_memory=True)
+    inline = load_remote_engines(server.url, "classifier")
+    assert shared["encoder"].shared is not None and inline["encoder"].shared is None
+    for batch in (1, 3):
+        feeds = fresh_feeds(spec, ex, rng, dims={"batch": batch})
+        got, ref = shared["encoder"].run(feeds), inline["encoder"].run(feeds)
+        for k, v in local["encoder"].run(feeds).items():
+            np.testing.assert_array_equal(got[k], ref[k])
+            np.testing.assert_allclose(got[k], v, rtol=1e-5, atol=1e-6)
+    assert shared.connection.stats.shared_memory == 2 and inline.connection.stats.shared_memory == 0
+    path = _region_path(shared["encoder"])
+    assert path.exists()
+    shared.close()
+    assert not path.exists() and shared["encoder"].shared is None
+    # the server cannot open the region: one warning, then inline for good
+    lost = load_remote_engines(server.url, "classifier", shared_memory=True)
+    eng = lost["encoder"]
+    feeds = fresh_feeds(spec, ex, rng)
+    eng.shared._grow(None, 4 * sum(v.nbytes for v in feeds.values()))
+    _region_path(eng).unlink()
+    with caplog.at_level("WARNING", logger="edge.remote"):
+        got = eng.run(feeds)
+    assert "cannot map this host's shared memory" in caplog.text and eng.shared is None
+    for k, v in local["encoder"].run(feeds).items():
+        np.testing.assert_allclose(got[k], v, rtol=1e-5, atol=1e-6)
+    assert lost.connection.stats.shared_memory == 0 and lost.connection.stats.requests == 1
 
 
 def test_client_waits_through_server_restart(serve_py, engines, tmp_path, rng):
     """SIGTERM stops ``edge serve`` cleanly (exit 0); a request made while it is down waits with back-off,
     is answered by the restarted server, equals the local result and is counted as one reconnect."""
     s1 = start_serve(serve_py, [engines["classifier"]], tmp_path / "a")
-    remote = load_remote_engines(s1.url, engines["classifier"], retry_s=120)
+    remote = load_remote_engines(s1.url, engines["classifier"], retry_s=120, shared_memory=True)
     local = load_engines(engines["classifier"])
     ex, _ = load_examples(engines["classifier"], "encoder")
     feeds = fresh_feeds(local.manifest.raw["networks"]["encoder"], ex, rng)
@@ -202,6 +269,8 @@ def test_client_waits_through_server_restart(serve_py, engines, tmp_path, rng):
         st = remote.connection.stats
         assert st.reconnects == 1 and st.retries >= 1 and 0.9 < st.gap_s <= waited + 0.1, st
         assert st.requests == 2
+        assert st.shared_memory == 2          # the restarted server knew no region: registered again, resent
+        remote.close()
     finally:
         t.join(200)
         if "s2" in holder:
@@ -226,3 +295,19 @@ def test_remote_unknown_model_is_one_line_error(server):
         load_remote_engines(server.url, "nosuch")
     with pytest.raises(UserError, match="only grpc://"):
         load_remote_engines("http://127.0.0.1:1", "tracker")
+
+
+def test_stale_backend_regions_of_dead_servers_are_swept(tmp_path):
+    """A server killed with SIGKILL leaves its Python-backend regions in /dev/shm; the next start unlinks
+    those of dead ``edge serve`` processes only (a live one's and foreign files stay)."""
+    from edge.serve.server import sweep_stale_regions
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()
+    names = {f"edge{dead.pid}x8001_a1b2": "dead", f"edge{dead.pid}x8001_c3d4": "dead",
+             f"edge{__import__('os').getpid()}x8001_e5f6": "live", "edge_123_1_classifier_encoder_1": "client",
+             "other_region": "foreign"}
+    for n in names:
+        (tmp_path / n).write_bytes(b"x")
+    removed = sweep_stale_regions(tmp_path)
+    assert sorted(removed) == sorted(n for n, k in names.items() if k == "dead")
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(n for n, k in names.items() if k != "dead")

@@ -27,6 +27,7 @@ from edge.classify.preprocess import FrameStream
 from edge.errors import UserError
 from edge.events import Event
 from edge.runtime.base import Engine, Engines
+from edge.runtime.recurrent import WINDOW, unroll
 
 
 def batch_capacity(engine: Engine) -> int | None:
@@ -151,9 +152,6 @@ class ClassifierRuntime:
         # calibration, open-set rule and per-class alarm rules: the manifest's, ``alarms`` overriding its rules
         self.decider = Decider.from_config({"calibration": self.cfg.calibration, "alarms": self.cfg.alarms},
                                            self.labels, alarms)
-        h_spec = {s.name: s for s in self.step_engine.inputs}
-        self._state_shape = {k: tuple(int(d) if isinstance(d, int) and d > 0 else None
-                                      for d in h_spec[k].shape) for k in ("h", "c")}
 
     def session(self) -> ClassifierSession:
         return ClassifierSession(self)
@@ -202,17 +200,11 @@ class ClassifierRuntime:
         if cap is not None and cap != len(windows):
             return np.concatenate([self.classify(windows[i:i + 1]) for i in range(len(windows))]) \
                 if cap == 1 else self._classify_padded(windows, cap)
-        b = len(windows)
-        feats0 = windows[0][0]
-        h = np.zeros(self._zero_shape("h", b, feats0), np.float32)
-        c = np.zeros_like(h) if self._state_shape["c"] == self._state_shape["h"] else \
-            np.zeros(self._zero_shape("c", b, feats0), np.float32)
-        logits = None
-        for t in range(len(windows[0])):
-            x = np.concatenate([w[t] for w in windows]) if b > 1 else windows[0][t]
-            out = self.step_engine.run({"features": x, "h": h, "c": c})
-            h, c, logits = out["h_next"], out["c_next"], out["logits"]
-        return logits
+        stacked = np.stack([np.concatenate(w) for w in windows])        # [B, T, C, H, W]
+        window = self.engines.composites.get(WINDOW)
+        if window is not None:               # the whole window in one call (a served classifier: one request)
+            return window.run({"features": stacked})["logits"]
+        return unroll(self.step_engine, stacked)
 
     def _classify_padded(self, windows, cap):
         res = []
@@ -222,14 +214,6 @@ class ClassifierRuntime:
             part += [part[-1]] * (cap - n)
             res.append(self.classify(part)[:n])
         return np.concatenate(res)
-
-    def _zero_shape(self, name: str, batch: int, feats: np.ndarray) -> tuple:
-        shape = list(self._state_shape[name])
-        shape[0] = batch
-        for i in range(1, len(shape)):
-            if shape[i] is None:            # dynamic spatial dims follow the features
-                shape[i] = feats.shape[i]
-        return tuple(shape)
 
     def result(self, session: ClassifierSession, logits: np.ndarray, frame: int) -> tuple[WindowResult, list[Event]]:
         """Logits [K] of a window ending at ``frame`` -> the session's new label (calibrated score, open-set

@@ -47,6 +47,9 @@ def add_arguments(p) -> None:
     p.add_argument("--remote", metavar="grpc://HOST:PORT",
                    help="run the networks on an `edge serve` Triton server; --tracker/--classifier then name the "
                         "served models (or a local engine folder whose manifest names them)")
+    p.add_argument("--remote-shm", choices=("on", "off"), default="off",
+                   help="with --remote on this machine: send large inputs through system shared memory instead of "
+                        "inside the gRPC messages (falls back to inline if the server cannot map it)")
 
 
 def run_kwargs(args) -> dict:
@@ -58,6 +61,7 @@ def run_kwargs(args) -> dict:
                 queue_size=args.queue_size, live_queue_size=args.live_queue_size, batch=args.batch,
                 max_reconnects=args.max_reconnects, open_timeout=args.open_timeout,
                 status_interval=args.status_interval, display=args.display, remote=args.remote,
+                remote_shm=getattr(args, "remote_shm", "off") == "on",
                 alarms=args.alarms, threads=args.threads)
 
 
@@ -85,7 +89,8 @@ def report(summary) -> str:
         if not s.captured:
             lines.append(f"edge run: warning: stream {i} ({s.name}) delivered no frames")
     lines += [f"video: {p}" for p in summary.videos]
-    lines += [f"remote {r['url']}: {r['requests']} requests, {r['reconnects']} reconnects, {r['retries']} retries, "
+    lines += [f"remote {r['url']}: {r['requests']} requests ({r['shared_memory']} with inputs in shared memory), "
+              f"{r['reconnects']} reconnects, {r['retries']} retries, "
               f"waited {r['gap_s']:.2f} s" for r in summary.remote]
     if summary.events_path:
         lines.append(f"events: {summary.events_path} ({summary.events_lines} lines)")

@@ -6,7 +6,7 @@ typed manifest written by ``edge export`` (``edge.contract.Manifest``).
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Mapping, Protocol, runtime_checkable
 
 import numpy as np
@@ -31,11 +31,15 @@ class Engine(Protocol):
 @dataclass
 class Engines:
     """The networks of one model plus its manifest (a ``Manifest``; a ``model.json`` dict is parsed).
-    Without a manifest it is a bare set of networks (timed or compared, not run as a model)."""
+    Without a manifest it is a bare set of networks (timed or compared, not run as a model).
+
+    ``composites``: optional networks built from these ones elsewhere, giving the same results in fewer calls
+    (a served classifier's ``window``: the step unrolled over a window inside the server)."""
     networks: dict[str, Engine]
     manifest: Manifest | None = None
     backend: str = "onnxruntime"
     precision: str = "fp32"
+    composites: dict[str, Engine] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         if self.manifest is not None and not isinstance(self.manifest, Manifest):
@@ -64,7 +68,7 @@ class Engines:
 
     def close(self) -> None:
         """Release backend resources (GPU engines free their buffers with their context pushed)."""
-        for e in self.networks.values():
+        for e in [*self.networks.values(), *self.composites.values()]:
             close = getattr(e, "close", None)
             if callable(close):
                 close()

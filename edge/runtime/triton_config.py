@@ -18,6 +18,7 @@ TRITON_TYPES = {"float32": "TYPE_FP32", "float16": "TYPE_FP16", "float64": "TYPE
 #: parameters every served/exported network carries, so a client needs only the server (no local files)
 PARAM_MANIFEST, PARAM_NETWORK, PARAM_MODEL = "edge_manifest", "edge_network", "edge_model"
 PARAM_BACKEND, PARAM_PRECISION, PARAM_ENGINE_DIR = "edge_backend", "edge_precision", "edge_engine_dir"
+PARAM_COMPOSITE = "edge_composite"    # a model composed on the server from an engine's network (``window``)
 
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
 
@@ -58,6 +59,16 @@ def batch_axis(net: dict) -> str | None:
         return None
     heads = {str(s["shape"][0]) if s["shape"] and isinstance(s["shape"][0], str) else None for s in specs}
     return heads.pop() if len(heads) == 1 and None not in heads else None
+
+
+def window_network(step: dict) -> dict:
+    """The manifest-style entry of a classifier's served ``window`` (``edge.runtime.recurrent.unroll``):
+    ``features`` [batch, T, C, H, W] (T dynamic) -> the step's ``logits``."""
+    feats = next(s for s in step["inputs"] if s["name"] == "features")
+    logits = next(s for s in step["outputs"] if s["name"] == "logits")
+    shape = list(feats["shape"])
+    return {"inputs": [{"name": "features", "dtype": feats["dtype"], "shape": [shape[0], "window"] + shape[1:]}],
+            "outputs": [dict(logits)]}
 
 
 def dims(shape, batched: bool) -> list[int]:

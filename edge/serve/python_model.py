@@ -8,6 +8,10 @@ checks included), so the server runs exactly what ``edge run`` would run in-proc
 Batching: with ``max_batch_size > 0`` Triton's dynamic batcher hands ``execute`` several requests (from
 any clients); they are concatenated along the batch axis, run as one call and split back. When that call
 fails (one bad request among good ones) every request runs alone, so only the bad one gets the error.
+
+A composite model (parameter ``edge_composite``): ``window`` runs a classifier's ``step`` engine over a whole
+window here (``edge.runtime.recurrent.unroll``: ``features`` [B,T,C,H,W] -> ``logits``), one request
+instead of T round trips.
 """
 from __future__ import annotations
 
@@ -16,7 +20,8 @@ import time
 
 import numpy as np
 
-from edge.runtime.triton_config import PARAM_ENGINE_DIR, PARAM_NETWORK
+from edge.runtime.recurrent import WINDOW, unroll
+from edge.runtime.triton_config import PARAM_COMPOSITE, PARAM_ENGINE_DIR, PARAM_NETWORK
 
 
 def _params(config: dict) -> dict[str, str]:
@@ -36,6 +41,14 @@ class TritonPythonModel:
         self.batched = int(config.get("max_batch_size", 0)) > 0
         self.in_names = [s.name for s in self.engine.inputs]
         self.out_names = [s.name for s in self.engine.outputs]
+        self.run, self.name = self.engine.run, self.engine.name
+        if params.get(PARAM_COMPOSITE) == WINDOW:
+            self.name = WINDOW
+            step = self.engine
+            self.in_names, self.out_names = ["features"], ["logits"]
+            self.run = lambda feeds: {"logits": unroll(step, feeds["features"])}
+        elif params.get(PARAM_COMPOSITE):
+            raise ValueError(f"unknown edge composite model {params[PARAM_COMPOSITE]!r}")
         self.calls = self.batched_requests = 0
         self.busy_s = 0.0
 
@@ -55,12 +68,12 @@ class TritonPythonModel:
             output_tensors=[self.pb.Tensor(n, np.ascontiguousarray(outs[n])) for n in self.out_names if n in wanted])
 
     def _error(self, e: BaseException):
-        msg = f"{self.engine.name}: {type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}"
+        msg = f"{self.name}: {type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}"
         return self.pb.InferenceResponse(output_tensors=[], error=self.pb.TritonError(msg))
 
     def _run_one(self, request):
         try:
-            return self._response(request, self.engine.run(self._feeds(request)))
+            return self._response(request, self.run(self._feeds(request)))
         except Exception as e:          # the error goes to this request's client; the server keeps serving
             return self._error(e)
 
@@ -80,7 +93,7 @@ class TritonPythonModel:
             feeds = [self._feeds(r) for r in requests]
             sizes = [f[self.in_names[0]].shape[0] for f in feeds]
             joined = {n: np.concatenate([f[n] for f in feeds], axis=0) for n in self.in_names}
-            outs = self.engine.run(joined)
+            outs = self.run(joined)
         except Exception:
             return [self._run_one(r) for r in requests]
         self.batched_requests += len(requests)

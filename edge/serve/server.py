@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import importlib.util
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -100,6 +101,41 @@ def server_env(dist: TritonDist) -> dict:
     return env
 
 
+SHM_DIR = Path("/dev/shm")
+_REGION = re.compile(r"^edge(\d+)x\d+_")
+
+
+def sweep_stale_regions(shm_dir: Path = SHM_DIR) -> list[str]:
+    """Unlink the Python-backend regions (``edge<pid>x<port>_...``, 8 MB or more each) of ``edge serve``
+    processes that no longer exist: a server killed with SIGKILL cannot unlink its own. Regions of a live
+    process are never touched. Returns the names removed."""
+    removed = []
+    try:
+        names = sorted(p.name for p in shm_dir.iterdir())
+    except OSError:
+        return removed
+    for name in names:
+        m = _REGION.match(name)
+        if m is None or _alive(int(m.group(1))):
+            continue
+        try:
+            (shm_dir / name).unlink()
+            removed.append(name)
+        except OSError:
+            pass
+    return removed
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:          # another user's live process
+        return True
+    return True
+
+
 @dataclass
 class Ports:
     grpc: int = 8001
@@ -135,6 +171,7 @@ class TritonServer:
 
     def start(self, timeout_s: float = 120.0, stdout=None) -> "TritonServer":
         dist = find_triton()
+        sweep_stale_regions()
         self.work = Path(self.work or tempfile.mkdtemp(prefix="edge-serve-"))
         backends = prepare_backends(dist, self.work)
         out = stdout

@@ -39,6 +39,7 @@ class RunPlan:
     status_interval: float = 0.0
     display: bool = False
     remote: str | None = None           # grpc://HOST:PORT of an `edge serve`: the networks run there
+    remote_shm: bool = False            # large inputs through system shared memory (server on this machine)
     alarms: str | None = None           # a rules file (edge/data/alarms.json form) instead of the manifest's
     threads: int | None = None          # onnxruntime intra-op threads per engine (None: see engine_threads)
 
@@ -103,14 +104,15 @@ def check_outputs(plan: RunPlan) -> None:
                 raise UserError(f"{what} and {other} name the same file: each output needs its own path")
 
 
-def _engines(name: str, kind: str, remote: str | None, threads: int | None = None, models: int = 1):
+def _engines(name: str, kind: str, remote: str | None, threads: int | None = None, models: int = 1,
+             remote_shm: bool = False):
     """A model's engines: an engine folder here, or (``remote``) the networks an ``edge serve`` hosts, named
     by their served model name or by a local engine folder whose manifest names them."""
     if remote is None:
         from edge.runtime import load_engines
         return load_engines(name, kind=kind, threads=threads or engine_threads(name, models))
     from edge.runtime.triton_backend import load_remote_engines
-    engines = load_remote_engines(remote, name)
+    engines = load_remote_engines(remote, name, shared_memory=remote_shm)
     if engines.kind != kind:
         raise UserError(f"{remote} serves {name!r} as {engines.kind} engines, not {kind} engines")
     return engines
@@ -147,11 +149,12 @@ def prepare(plan: RunPlan, on_event: Callable[[int, Event], None] | None = None)
     models = int(bool(plan.tracker)) + int(bool(plan.classifier))      # they step concurrently
     if plan.tracker:
         from edge.tracking.session import TrackerRuntime
-        tracker = TrackerRuntime(_engines(plan.tracker, "tracker", plan.remote, plan.threads, models),
+        tracker = TrackerRuntime(_engines(plan.tracker, "tracker", plan.remote, plan.threads, models, plan.remote_shm),
                                  plan.tracker_params or None)
     if plan.classifier:
         from edge.classify.runtime import ClassifierRuntime
-        classifier = ClassifierRuntime(_engines(plan.classifier, "classifier", plan.remote, plan.threads, models),
+        classifier = ClassifierRuntime(_engines(plan.classifier, "classifier", plan.remote, plan.threads, models,
+                                                plan.remote_shm),
                                        window=plan.window, stride=plan.stride, alarms=plan.alarms)
     pipe = Pipeline(streams, tracker=tracker, classifier=classifier, sinks=sinks, max_frames=plan.max_frames,
                     queue_size=plan.queue_size, live_queue_size=plan.live_queue_size, max_batch=plan.batch)
@@ -204,10 +207,14 @@ def execute(plan: RunPlan, on_event: Callable[[int, Event], None] | None = None,
     """Run ``plan`` to the end (or a clean stop) and summarise it."""
     from edge.stream.sinks import EventsSink, VideoSink
     pipe = prepare(plan, on_event)
-    if handle_signals:
-        summaries, stopped, aborted = _run_with_signals(pipe)
-    else:
-        summaries, stopped, aborted = pipe.run(), None, False
+    try:
+        if handle_signals:
+            summaries, stopped, aborted = _run_with_signals(pipe)
+        else:
+            summaries, stopped, aborted = pipe.run(), None, False
+    finally:
+        for rt in pipe.runtimes:         # remote engines free their shared memory on the server
+            rt.engines.close()
     videos = tuple(str(p) for s in pipe.sinks if isinstance(s, VideoSink) for p in s.paths())
     ev = next((s for s in pipe.sinks if isinstance(s, EventsSink)), None)
     import resource
