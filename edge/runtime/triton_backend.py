@@ -6,7 +6,8 @@ manifest read back from the served model's ``edge_manifest`` parameter, so a cam
 engine files. A classifier's served ``<model>_window`` (when the server has it) becomes
 ``Engines.composites["window"]``: the classifier runs a whole window in one request. With
 ``shared_memory=True`` (``edge run --remote-shm on``; server on the same host) large inputs travel in a
-registered system shared-memory region (``SharedInputs``) instead of inside the gRPC messages. Tensors travel with the manifest's names, dtypes and shapes (the batch axis included).
+registered system shared-memory region (``SharedInputs``) instead of inside the gRPC messages. Tensors
+travel with the manifest's names, dtypes and shapes (the batch axis included).
 
 When the server goes away (restart, network blip) a request is retried on a fresh channel with back-off
 (0.5 s doubling to 2 s) until ``retry_s`` has passed; every network here is
