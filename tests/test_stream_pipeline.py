@@ -3,6 +3,7 @@ classifier windows against a direct computation, hysteresis events."""
 from __future__ import annotations
 
 import threading
+import time
 
 import cv2
 import numpy as np
@@ -138,6 +139,52 @@ def test_models_step_concurrently_with_the_same_results():
              classifier=ClassifierRuntime(classifier_engines(window=4, stride=2)), sinks=[plain], max_frames=30,
              concurrent_models=False).run()
     assert [(r.label, r.label_score) for r in sink.results] == [(r.label, r.label_score) for r in plain.results]
+
+
+class _Timed(ClassifierRuntime):
+    """The classifier, slowed down, recording when each frame's step ran."""
+
+    def __init__(self, engines, delay):
+        super().__init__(engines)
+        self.delay, self.spans = delay, {}
+
+    def step(self, items):
+        t0 = time.perf_counter()
+        time.sleep(self.delay)
+        out = super().step(items)
+        for _, _, f in items:
+            self.spans[f.index] = (t0, time.perf_counter())
+        return out
+
+
+class _TimedModel(_Model):
+    def __init__(self):
+        super().__init__()
+        self.starts = {}
+
+    def step(self, items):
+        for _, _, f in items:
+            self.starts[f.index] = time.perf_counter()
+        return super().step(items)
+
+
+@pytest.mark.parametrize("pipelined", [True, False])
+def test_pipelined_models_overlap_batches_with_the_same_results(pipelined):
+    """Pipelined (the default for files), the first model of frame k + 1 starts while the second is still on
+    frame k; not pipelined, never. Either way every frame comes out once, in order, with the labels of a run
+    without concurrency."""
+    first, second = _TimedModel(), _Timed(classifier_engines(window=4, stride=2), delay=0.02)
+    sink = Collect()
+    Pipeline([StreamInput(open_source(str(CLIP)), (1, 1, 4, 4))], tracker=first, classifier=second, sinks=[sink],
+             max_frames=25, pipelined_models=pipelined).run()
+    plain = Collect()
+    Pipeline([StreamInput(open_source(str(CLIP)))],
+             classifier=ClassifierRuntime(classifier_engines(window=4, stride=2)), sinks=[plain], max_frames=25,
+             concurrent_models=False).run()
+    assert [r.index for r in sink.results] == list(range(25))
+    assert [(r.label, r.label_score) for r in sink.results] == [(r.label, r.label_score) for r in plain.results]
+    overlaps = sum(first.starts[k + 1] < second.spans[k][1] for k in range(24))
+    assert (overlaps > 0) if pipelined else (overlaps == 0), overlaps
 
 
 def test_error_in_the_concurrent_model_aborts_and_reraises():

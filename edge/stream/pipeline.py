@@ -117,10 +117,11 @@ class FrameResult:
 
 
 class _ModelWorker:
-    """One model's step in its own thread, one job at a time: ``submit`` then ``result`` (which re-raises)."""
+    """One model's step in its own thread, jobs in order: ``submit`` then ``result`` (which re-raises);
+    ``depth`` jobs may wait while one runs."""
 
-    def __init__(self, name: str) -> None:
-        self._jobs: queue.Queue = queue.Queue(1)
+    def __init__(self, name: str, depth: int = 1) -> None:
+        self._jobs: queue.Queue = queue.Queue(depth)
         self._done: queue.Queue = queue.Queue(1)
         self._thread = threading.Thread(target=self._loop, name=name, daemon=True)
         self._thread.start()
@@ -199,7 +200,8 @@ class Pipeline:
 
     def __init__(self, streams: Sequence[StreamInput], *, tracker=None, classifier=None,
                  sinks: Sequence[Sink] = (), max_frames: int | None = None, queue_size: int = 4,
-                 live_queue_size: int = 2, max_batch: int = 8, concurrent_models: bool = True) -> None:
+                 live_queue_size: int = 2, max_batch: int = 8, concurrent_models: bool = True,
+                 pipelined_models: bool = True) -> None:
         if not streams:
             raise ValueError("no sources")
         self.streams = list(streams)
@@ -213,6 +215,11 @@ class Pipeline:
         # the models of one batch are independent: with several, each extra one steps in its own worker
         # thread while the inference thread steps the first (the engines release the GIL)
         self.concurrent_models = bool(concurrent_models) and len(self.runtimes) > 1
+        # pipelined: the second model of batch k still steps while batch k + 1's first model does (results
+        # leave one batch later); without it every batch waits for its slowest model before the next starts
+        self.pipelined = self.concurrent_models and bool(pipelined_models)
+        self._pending: tuple | None = None
+        self._live = any(s.source.live for s in self.streams)
         self._model_workers: list[_ModelWorker] = []
         self.sessions: list[list] = []
         for s in self.streams:
@@ -390,6 +397,12 @@ class Pipeline:
         try:
             open_streams = len(self.streams)
             while open_streams:
+                if self._pending is not None and self._live and self.q_inf.empty():
+                    # a live camera between frames: nothing to overlap with, emit now (never a frame late);
+                    # files keep the overlap (their latency is queueing anyway)
+                    pending, self._pending = self._pending, None
+                    if not self._emit(*pending):
+                        return
                 first = self._get(self.q_inf)
                 if first is None:
                     return
@@ -400,11 +413,17 @@ class Pipeline:
                     except queue.Empty:
                         break
                 open_streams -= self._infer_batch(batch)
+            if self._pending is not None and not self._emit(*self._pending):
+                return
         finally:
+            self._pending = None
             self._close_model_workers()
         self._put(self.q_out, End(-1))
 
     def _infer_batch(self, batch: list) -> int:
+        """Step every model on one batch; returns how many streams the batch ended. Pipelined, the models
+        after the first step in their workers while the next batch is gathered and its first model steps,
+        and a batch is emitted once its slowest model is done (one batch later)."""
         t0 = time.perf_counter()
         works = [w for w in batch if isinstance(w, Work)]
         self.batches.append(len(works))
@@ -423,38 +442,65 @@ class Pipeline:
             mine = [w for w in works if self.sessions[w.frame.stream][m] is not None]
             items = [(self.sessions[w.frame.stream][m], w.prepared[m], w.frame) for w in mine]
             if items:
-                jobs.append((mine, rt, items))
-        for mine, updates in self._step_models(jobs):
-            for w, update in zip(mine, updates):
-                results[id(w)].apply(update)
+                jobs.append((m, mine, rt, items))
+        ended = sum(isinstance(w, End) for w in batch)
+        if not self.pipelined:
+            for mine, updates in self._step_models(jobs):
+                self._apply(results, mine, updates)
+            self._emit(batch, results, [], t0)
+            return ended
+        while len(self._model_workers) < len(self.runtimes) - 1:
+            self._model_workers.append(_ModelWorker(f"infer-model{len(self._model_workers) + 1}", depth=2))
+        later = []
+        for m, mine, rt, items in jobs:               # model m > 0 always in worker m - 1: its order is kept
+            if m > 0:
+                self._model_workers[m - 1].submit(rt.step, items)
+                later.append((m, mine))
+        for m, mine, rt, items in jobs:
+            if m == 0:
+                self._apply(results, mine, rt.step(items))
+        previous, self._pending = self._pending, (batch, results, later, t0)
+        if previous is not None:
+            self._emit(*previous)
+        return ended
+
+    @staticmethod
+    def _apply(results: dict, mine: list, updates: list) -> None:
+        for w, update in zip(mine, updates):
+            results[id(w)].apply(update)
+
+    def _emit(self, batch: list, results: dict, later: list, t0: float) -> bool:
+        """Collect the worker models' updates of ``batch`` (in model order), then hand it to the sinks."""
+        for m, mine in later:
+            self._apply(results, mine, self._model_workers[m - 1].result())
+        works = [w for w in batch if isinstance(w, Work)]
         dt = (time.perf_counter() - t0) / max(len(works), 1)
-        ended = 0
         for w in batch:
             if isinstance(w, End):
-                ended += 1
                 item = w
             else:
                 item = results[id(w)]
                 item.timings["infer"] = dt
             if not self._put(self.q_out, item):
-                break
-        return ended
+                return False
+        return True
 
     def _step_models(self, jobs: list) -> list:
-        """``[(works, updates)]`` of each ``(works, runtime, items)`` job; with ``concurrent_models`` every job
-        but the first runs in a worker thread meanwhile. Updates are applied in model order either way."""
+        """``[(works, updates)]`` of each ``(model, works, runtime, items)`` job; with ``concurrent_models``
+        every job but the first runs in a worker thread meanwhile. Updates are applied in model order either
+        way."""
         if not self.concurrent_models or len(jobs) < 2:
-            return [(mine, rt.step(items)) for mine, rt, items in jobs]
+            return [(mine, rt.step(items)) for _, mine, rt, items in jobs]
         while len(self._model_workers) < len(jobs) - 1:
             self._model_workers.append(_ModelWorker(f"infer-model{len(self._model_workers) + 1}"))
-        for worker, (_, rt, items) in zip(self._model_workers, jobs[1:]):
+        for worker, (_, _, rt, items) in zip(self._model_workers, jobs[1:]):
             worker.submit(rt.step, items)
-        mine, rt, items = jobs[0]
+        _, mine, rt, items = jobs[0]
         try:
             out = [(mine, rt.step(items))]
         finally:
             rest = [worker.result() for worker in self._model_workers[:len(jobs) - 1]]
-        return out + [(m, r) for (m, _, _), r in zip(jobs[1:], rest)]
+        return out + [(m, r) for (_, m, _, _), r in zip(jobs[1:], rest)]
 
     def _close_model_workers(self) -> None:
         for worker in self._model_workers:
