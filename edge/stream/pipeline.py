@@ -133,15 +133,16 @@ class _ModelWorker:
                 return
             fn, arg = job
             try:
-                self._done.put((True, fn(arg)))
+                value = fn(arg)
+                self._done.put((True, value, time.perf_counter()))
             except BaseException as e:  # noqa: BLE001 - handed to the inference thread
-                self._done.put((False, e))
+                self._done.put((False, e, time.perf_counter()))
 
     def submit(self, fn, arg) -> None:
         self._jobs.put((fn, arg))
 
     def result(self):
-        ok, value = self._done.get()
+        ok, value, self.finished = self._done.get()
         if not ok:
             raise value
         return value
@@ -447,7 +448,7 @@ class Pipeline:
         if not self.pipelined:
             for mine, updates in self._step_models(jobs):
                 self._apply(results, mine, updates)
-            self._emit(batch, results, [], t0)
+            self._emit(batch, results, [], t0, time.perf_counter())
             return ended
         while len(self._model_workers) < len(self.runtimes) - 1:
             self._model_workers.append(_ModelWorker(f"infer-model{len(self._model_workers) + 1}", depth=2))
@@ -459,7 +460,7 @@ class Pipeline:
         for m, mine, rt, items in jobs:
             if m == 0:
                 self._apply(results, mine, rt.step(items))
-        previous, self._pending = self._pending, (batch, results, later, t0)
+        previous, self._pending = self._pending, (batch, results, later, t0, time.perf_counter())
         if previous is not None:
             self._emit(*previous)
         return ended
@@ -469,12 +470,15 @@ class Pipeline:
         for w, update in zip(mine, updates):
             results[id(w)].apply(update)
 
-    def _emit(self, batch: list, results: dict, later: list, t0: float) -> bool:
-        """Collect the worker models' updates of ``batch`` (in model order), then hand it to the sinks."""
+    def _emit(self, batch: list, results: dict, later: list, t0: float, t1: float) -> bool:
+        """Collect the worker models' updates of ``batch`` (in model order), then hand it to the sinks. Its
+        ``infer`` time: from its start to its last model's end (``t1``: the inference thread's own models)."""
         for m, mine in later:
-            self._apply(results, mine, self._model_workers[m - 1].result())
+            worker = self._model_workers[m - 1]
+            self._apply(results, mine, worker.result())
+            t1 = max(t1, worker.finished)
         works = [w for w in batch if isinstance(w, Work)]
-        dt = (time.perf_counter() - t0) / max(len(works), 1)
+        dt = (t1 - t0) / max(len(works), 1)
         for w in batch:
             if isinstance(w, End):
                 item = w
