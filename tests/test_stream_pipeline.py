@@ -194,6 +194,17 @@ def test_error_in_the_concurrent_model_aborts_and_reraises():
         pipe.run()
 
 
+def test_error_in_the_first_model_while_the_second_is_queued_ends_promptly():
+    """Pipelined, the classifier has a batch queued when the tracker fails: run() re-raises the tracker's
+    error without waiting on the worker (its uncollected results are drained)."""
+    pipe = Pipeline([StreamInput(open_source(str(CLIP)), (1, 1, 4, 4))], tracker=_Model(fail_at=6),
+                    classifier=_Timed(classifier_engines(), delay=0.05), max_frames=40)
+    t0 = time.monotonic()
+    with pytest.raises(ValueError, match="model failed at frame 6"):
+        pipe.run()
+    assert time.monotonic() - t0 < 3.0
+
+
 class _FailingClassifier(ClassifierRuntime):
     def step(self, items):
         if any(f.index == 7 for _, _, f in items):

@@ -148,8 +148,24 @@ class _ModelWorker:
         return value
 
     def close(self) -> None:
-        self._jobs.put(None)
-        self._thread.join(5.0)
+        """Stop after the queued jobs; results nobody collects (an error elsewhere) are drained so the thread
+        never blocks on them."""
+        deadline = time.monotonic() + 5.0
+        while time.monotonic() < deadline:
+            try:
+                self._jobs.put(None, timeout=0.05)
+                break
+            except queue.Full:
+                self._drain()
+        while self._thread.is_alive() and time.monotonic() < deadline:
+            self._drain()
+            self._thread.join(0.05)
+
+    def _drain(self) -> None:
+        try:
+            self._done.get_nowait()
+        except queue.Empty:
+            pass
 
 
 class Sink:
