@@ -346,7 +346,6 @@ def load_remote_engines(url: str, model: str, prefix: str | None = None, retry_s
         model = manifest_model(read_json(path / "model.json", "engine manifest"), path)
     name = prefix or model
     conn = Connection(url, retry_s=retry_s, timeout_s=timeout_s)
-    shm = bool(shared_memory)
     served = [m for m in conn.model_names() if m.startswith(f"{name}_")]
     manifest = None
     for m in served:
@@ -362,13 +361,14 @@ def load_remote_engines(url: str, model: str, prefix: str | None = None, retry_s
         served_name = model_name(model, net, prefix)
         if served_name not in served:
             raise UserError(f"server {url} lacks {served_name} (serves: {', '.join(served)})")
-        nets[net] = RemoteEngine(net, served_name, conn, _specs(spec["inputs"]), _specs(spec["outputs"]), shm)
+        nets[net] = RemoteEngine(net, served_name, conn, _specs(spec["inputs"]), _specs(spec["outputs"]),
+                                 shared_memory)
     composites = {}
     window = model_name(model, WINDOW, prefix)
     if "step" in manifest["networks"] and WINDOW not in manifest["networks"] and window in served:
         spec = window_network(manifest["networks"]["step"])       # one request per window, not T
         composites[WINDOW] = RemoteEngine(WINDOW, window, conn, _specs(spec["inputs"]), _specs(spec["outputs"]),
-                                          shm)
+                                          shared_memory)
     eng = Engines(nets, manifest, backend=f"triton({backend or '?'})", precision=precision or "fp32",
                   composites=composites)
     eng.connection = conn                       # stats for the caller (reconnects, gap)

@@ -117,11 +117,11 @@ class FrameResult:
 
 
 class _ModelWorker:
-    """One model's step in its own thread, jobs in order: ``submit`` then ``result`` (which re-raises);
-    ``depth`` jobs may wait while one runs."""
+    """One model's step in its own thread, jobs in order: ``submit`` then ``result`` (which re-raises); a
+    pipelined batch's job may wait while the previous one runs."""
 
-    def __init__(self, name: str, depth: int = 1) -> None:
-        self._jobs: queue.Queue = queue.Queue(depth)
+    def __init__(self, name: str) -> None:
+        self._jobs: queue.Queue = queue.Queue(2)
         self._done: queue.Queue = queue.Queue(1)
         self._thread = threading.Thread(target=self._loop, name=name, daemon=True)
         self._thread.start()
@@ -234,7 +234,7 @@ class Pipeline:
         self.concurrent_models = bool(concurrent_models) and len(self.runtimes) > 1
         # pipelined: the second model of batch k still steps while batch k + 1's first model does (results
         # leave one batch later); without it every batch waits for its slowest model before the next starts
-        self.pipelined = self.concurrent_models and bool(pipelined_models)
+        self.pipelined_models = bool(pipelined_models)
         self._pending: tuple | None = None
         self._live = any(s.source.live for s in self.streams)
         self._model_workers: list[_ModelWorker] = []
@@ -267,6 +267,12 @@ class Pipeline:
     # a capture blocked in a read (a camera that stalls without closing: FFmpeg waits up to 30 s) is left
     # behind this long after a stop request: its stream ends there, so a stop never waits on a dead camera
     CAPTURE_STOP_S = 3.0
+
+    @property
+    def pipelined(self) -> bool:
+        """Models pipelined across batches: needs them concurrent (``concurrent_models`` may be turned off
+        after construction, as ``bench/profile_run.py`` does)."""
+        return self.concurrent_models and self.pipelined_models
 
     def stop(self) -> None:
         """Ask for a clean stop: capture ends, queued frames finish, sinks close."""
@@ -461,22 +467,22 @@ class Pipeline:
             if items:
                 jobs.append((m, mine, rt, items))
         ended = sum(isinstance(w, End) for w in batch)
-        if not self.pipelined:
-            for mine, updates in self._step_models(jobs):
-                self._apply(results, mine, updates)
-            self._emit(batch, results, [], t0, time.perf_counter())
-            return ended
-        while len(self._model_workers) < len(self.runtimes) - 1:
-            self._model_workers.append(_ModelWorker(f"infer-model{len(self._model_workers) + 1}", depth=2))
         later = []
-        for m, mine, rt, items in jobs:               # model m > 0 always in worker m - 1: its order is kept
-            if m > 0:
-                self._model_workers[m - 1].submit(rt.step, items)
-                later.append((m, mine))
+        if self.concurrent_models:                    # model m > 0 always steps in worker m - 1: its order is kept
+            while len(self._model_workers) < len(self.runtimes) - 1:
+                self._model_workers.append(_ModelWorker(f"infer-model{len(self._model_workers) + 1}"))
+            for m, mine, rt, items in jobs:
+                if m > 0:
+                    self._model_workers[m - 1].submit(rt.step, items)
+                    later.append((m, mine))
         for m, mine, rt, items in jobs:
-            if m == 0:
+            if m == 0 or not self.concurrent_models:
                 self._apply(results, mine, rt.step(items))
-        previous, self._pending = self._pending, (batch, results, later, t0, time.perf_counter())
+        entry = (batch, results, later, t0, time.perf_counter())
+        if not self.pipelined:
+            self._emit(*entry)
+            return ended
+        previous, self._pending = self._pending, entry
         if previous is not None:
             self._emit(*previous)
         return ended
@@ -504,23 +510,6 @@ class Pipeline:
             if not self._put(self.q_out, item):
                 return False
         return True
-
-    def _step_models(self, jobs: list) -> list:
-        """``[(works, updates)]`` of each ``(model, works, runtime, items)`` job; with ``concurrent_models``
-        every job but the first runs in a worker thread meanwhile. Updates are applied in model order either
-        way."""
-        if not self.concurrent_models or len(jobs) < 2:
-            return [(mine, rt.step(items)) for _, mine, rt, items in jobs]
-        while len(self._model_workers) < len(jobs) - 1:
-            self._model_workers.append(_ModelWorker(f"infer-model{len(self._model_workers) + 1}"))
-        for worker, (_, _, rt, items) in zip(self._model_workers, jobs[1:]):
-            worker.submit(rt.step, items)
-        _, mine, rt, items = jobs[0]
-        try:
-            out = [(mine, rt.step(items))]
-        finally:
-            rest = [worker.result() for worker in self._model_workers[:len(jobs) - 1]]
-        return out + [(m, r) for (_, m, _, _), r in zip(jobs[1:], rest)]
 
     def _close_model_workers(self) -> None:
         for worker in self._model_workers:
