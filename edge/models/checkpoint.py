@@ -3,6 +3,7 @@ suggest the unsafe setting, and the wrappers common training setups write unwrap
 (trained parts + metadata) written atomically."""
 from __future__ import annotations
 
+import warnings
 from pathlib import Path
 
 import torch
@@ -16,7 +17,11 @@ def torch_load(path: str | Path, what: str = "checkpoint"):
     if not path.is_file():
         raise FileNotFoundError(f"{what} not found: {path}")
     try:
-        return torch.load(path, map_location="cpu", weights_only=True)
+        # torch warns before it fails on random bytes that start like a pickle ("Detected pickle protocol
+        # 138"): held back so that a bad file stays one line, and re-issued when the load succeeds
+        with warnings.catch_warnings(record=True) as held:
+            warnings.simplefilter("always")
+            obj = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as e:  # corrupt zip, random bytes, truncated file, pickled objects ...
         msg = str(e)
         if "Unsupported global" in msg or "GLOBAL" in msg:
@@ -24,6 +29,9 @@ def torch_load(path: str | Path, what: str = "checkpoint"):
                              f"safely: save model.state_dict() (torch.save) instead") from None
         raise ValueError(f"{what} {path} is not a readable PyTorch checkpoint (corrupt, truncated or "
                          f"another format)") from None
+    for w in held:
+        warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
+    return obj
 
 
 def state_dict(obj, path: str | Path, what: str = "checkpoint") -> dict:
