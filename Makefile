@@ -24,7 +24,7 @@ venv: $(STAMP)
 SERVE_VENV ?= .venv-serve
 SERVE_PY   := $(SERVE_VENV)/bin/python
 SERVE_STAMP := $(SERVE_VENV)/.installed
-SERVE_DEPS := nvidia-pytriton==0.7.0 'numpy>=1.26,<2' 'onnxruntime>=1.20,<2' 'onnx>=1.17,<2' 'numba>=0.60' 'tqdm>=4.66'
+SERVE_DEPS := nvidia-pytriton==0.7.0 'numpy>=1.26,<2' 'onnxruntime>=1.20,<2' 'onnx>=1.17,<2' 'numba>=0.60' 'tqdm>=4.66' 'threadpoolctl>=3.1'
 
 $(SERVE_STAMP): setup.py Makefile
 	@rm -rf $(SERVE_VENV)

@@ -40,6 +40,7 @@ RUNTIME = [
     f"{OPENCV}>=4.9",
     "numba>=0.60",
     "tqdm>=4.66",
+    "threadpoolctl>=3.1",           # numpy's BLAS on one thread while the runtime's loops run (edge.runtime.blas)
     "onnx>=1.17,<2",                # `edge build` on the device edits graphs (ROI split, plugin prep, fp16)
 ]
 # Workstation side: reference models, export, training, calibration.

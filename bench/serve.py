@@ -70,7 +70,8 @@ def worker(argv: list[str]) -> int:
     for eng in (rt.engines for rt in pipe.runtimes):
         if getattr(eng, "connection", None) is not None:
             remote.append({"stats": eng.connection.stats.summary(),
-                           "latency": {n: list(e.latencies) for n, e in eng.networks.items()}})
+                           "latency": {n: list(e.latencies) for n, e in {**eng.networks, **eng.composites}.items()
+                                       if len(e.latencies)}})       # composites too (window, search_probed)
     summary = [dataclasses.asdict(s) for s in summary]
     res = {"summary": summary, "streams": streams, "remote": remote,
            "cpu_s": (ru1.ru_utime - ru0.ru_utime) + (ru1.ru_stime - ru0.ru_stime)}
@@ -451,7 +452,7 @@ def markdown(meta, rows, goals, faults) -> str:
                      f"| {L.get('p50', 0):.0f}/{L.get('p95', 0):.0f}/{L.get('p99', 0):.0f} | {req} "
                      f"| {r['client_cpu_ms_per_frame']} + {r['server_cpu_ms_per_frame']} "
                      f"| {r['server_cores'] if r['mode'].startswith('remote') else '—'} "
-                     f"| {', '.join(f'{m} {b}' for m, b in r.get('server_mean_batch', {}).items()) or '—'} |")
+                     f"| {', '.join(f'{m} {b}' for m, b in r.get('server_mean_batch', {}).items() if b) or '—'} |")
     lines += ["", "Goals: " + "; ".join(f"{k}: {v}x" for k, v in goals.items()), ""]
     if faults:
         lines += ["## Faults", "", "```json", json.dumps(faults, indent=1), "```"]

@@ -20,6 +20,7 @@ from edge.assets import video_clip  # noqa: E402
 from edge.runtime import load_engines  # noqa: E402
 from edge.runtime.feeds import fresh_feeds, load_examples  # noqa: E402
 from edge.runtime.triton_backend import load_remote_engines  # noqa: E402
+from fixtures import standin_tracker_embed  # noqa: E402
 from fixtures.engines import build_standins  # noqa: E402
 from fixtures.outputs import jsonl  # noqa: E402
 from test_run_cli import RUNNER  # noqa: E402
@@ -40,7 +41,8 @@ def serve_py():
 
 @pytest.fixture(scope="module")
 def engines(tmp_path_factory):
-    return build_standins(tmp_path_factory.mktemp("triton_standins"))
+    # the tracker whose search returns embeddings (as SINT's): head, regression and search_probed all run
+    return build_standins(tmp_path_factory.mktemp("triton_standins"), tracker=standin_tracker_embed)
 
 
 @pytest.fixture(scope="module")
@@ -63,8 +65,8 @@ def infer(client, model, feeds, dtypes=None):
 def test_every_network_served_as_model_network_equals_local(server, engines, rng):
     client = tritonclient.InferenceServerClient(server.target)
     names = {m["name"] for m in client.get_model_repository_index(as_json=True)["models"]}
-    assert names == {"tracker_template", "tracker_search", "classifier_encoder", "classifier_step",
-                     "classifier_window"}
+    assert names == {"tracker_template", "tracker_search", "tracker_search_probed", "classifier_encoder",
+                     "classifier_step", "classifier_window"}
     for model, d in engines.items():
         local = load_engines(d)
         for net, eng in local.networks.items():
@@ -197,6 +199,51 @@ def test_served_window_equals_local_steps_in_one_request(server, engines, rng):
         np.testing.assert_allclose(got, local.classify(windows), rtol=1e-5, atol=1e-5)
     with pytest.raises(ValueError, match="server refused"):          # a window must be [B, T, C, H, W]
         remote.composites["window"].run({"features": np.zeros((1, *shape), np.float32)})
+
+
+def test_served_search_probed_equals_local_products(server, engines, rng):
+    """``tracker_search_probed`` returns the search's scores and its embeddings' products with the request's
+    probes (R x K instead of R x D), equal to the local search; probes of the wrong width are refused (by the config's dims)."""
+    remote = load_remote_engines(server.url, "tracker")
+    assert list(remote.composites) == ["search_probed"]
+    local = load_engines(engines["tracker"])
+    spec = local.manifest.raw["networks"]["search"]
+    ex, _ = load_examples(engines["tracker"], "search")
+    for k in (1, 5):
+        feeds = fresh_feeds(spec, ex, rng)
+        want = local["search"].run(feeds)
+        probes = rng.standard_normal((k, want["embeddings"].shape[1])).astype(np.float32)
+        got = remote.composites["search_probed"].run({**feeds, "probes": probes})
+        assert set(got) == {"scores", "products"} and got["products"].shape == (len(feeds["rois"]), k)
+        np.testing.assert_allclose(got["scores"], want["scores"], rtol=1e-5, atol=1e-6)
+        np.testing.assert_allclose(got["products"], want["embeddings"].astype(np.float64) @ probes.T.astype(np.float64),
+                                   rtol=1e-4, atol=1e-5)
+    with pytest.raises(ValueError, match=r"server refused.*probes"):
+        remote.composites["search_probed"].run({**feeds, "probes": probes[:, :-1]})
+
+
+def test_remote_tracker_reads_products_and_follows_the_local_boxes(server, engines):
+    """A served tracker's search goes through ``search_probed`` (never the plain search) once the head and
+    the regression are fitted, and its boxes follow the local tracker's on a real clip."""
+    import cv2
+    from edge.tracking import SiameseTracker
+    cap = cv2.VideoCapture(str(CLIP))
+    frames = [cap.read()[1] for _ in range(25)]
+    cap.release()
+    box = [60, 30, 60, 70]
+    trackers = [SiameseTracker(load_engines(engines["tracker"])), SiameseTracker(load_remote_engines(server.url, "tracker"))]
+    assert trackers[0]._probed is None and trackers[1]._probed is not None       # in-process: no composite
+    before = {m: _exec_counts(server, m)[0] for m in ("tracker_search", "tracker_search_probed")}
+    boxes = [[], []]
+    for tr, out in zip(trackers, boxes):
+        tr.init(frames[0], box)
+        out.extend(tr.update(f) for f in frames[1:])
+    assert trackers[0].head is not None and trackers[0].regressor is not None
+    assert trackers[1]._probes.shape == (5, trackers[0].template.shape[1])
+    np.testing.assert_allclose(boxes[1], boxes[0], atol=0.011)
+    after = {m: _exec_counts(server, m)[0] for m in before}
+    assert after["tracker_search_probed"] - before["tracker_search_probed"] == len(frames) - 1
+    assert after["tracker_search"] == before["tracker_search"]
 
 
 def _region_path(engine):

@@ -4,7 +4,8 @@
 ``load_engines(ENGINE_DIR)``: one ``RemoteEngine`` per network (Triton model ``<model>_<network>``), the
 manifest read back from the served model's ``edge_manifest`` parameter, so a camera process needs no local
 engine files. A classifier's served ``<model>_window`` (when the server has it) becomes
-``Engines.composites["window"]``: the classifier runs a whole window in one request. With
+``Engines.composites["window"]``: the classifier runs a whole window in one request; a tracker's
+``<model>_search_probed`` becomes ``Engines.composites["search_probed"]`` (``edge.runtime.probes``). With
 ``shared_memory=True`` (``edge run --remote-shm on``; server on the same host) large inputs travel in a
 registered system shared-memory region (``SharedInputs``) instead of inside the gRPC messages. Tensors
 travel with the manifest's names, dtypes and shapes (the batch axis included).
@@ -34,6 +35,7 @@ import numpy as np
 
 from edge.errors import UserError
 from edge.runtime.base import Engines, TensorSpec
+from edge.runtime.probes import PROBED, probed_network
 from edge.runtime.recurrent import WINDOW
 from edge.runtime.triton_config import (PARAM_BACKEND, PARAM_MANIFEST, PARAM_MODEL, PARAM_PRECISION, manifest_model,
                                         model_name, window_network)
@@ -368,6 +370,12 @@ def load_remote_engines(url: str, model: str, prefix: str | None = None, retry_s
     if "step" in manifest["networks"] and WINDOW not in manifest["networks"] and window in served:
         spec = window_network(manifest["networks"]["step"])       # one request per window, not T
         composites[WINDOW] = RemoteEngine(WINDOW, window, conn, _specs(spec["inputs"]), _specs(spec["outputs"]),
+                                          shared_memory)
+    probed = model_name(model, PROBED, prefix)
+    if PROBED not in manifest["networks"] and probed in served:
+        emb = Engines({}, manifest).config.search_embeddings
+        spec = probed_network(manifest["networks"]["search"], emb)    # products, not 2 MB of embeddings
+        composites[PROBED] = RemoteEngine(PROBED, probed, conn, _specs(spec["inputs"]), _specs(spec["outputs"]),
                                           shared_memory)
     eng = Engines(nets, manifest, backend=f"triton({backend or '?'})", precision=precision or "fp32",
                   composites=composites)

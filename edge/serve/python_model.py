@@ -11,7 +11,8 @@ fails (one bad request among good ones) every request runs alone, so only the ba
 
 A composite model (parameter ``edge_composite``): ``window`` runs a classifier's ``step`` engine over a whole
 window here (``edge.runtime.recurrent.unroll``: ``features`` [B,T,C,H,W] -> ``logits``), one request
-instead of T round trips.
+instead of T round trips; ``search_probed`` runs a tracker's ``search`` and returns its embeddings' products with
+the request's ``probes`` (``edge.runtime.probes``: [R, K] instead of [R, D]).
 """
 from __future__ import annotations
 
@@ -20,6 +21,7 @@ import time
 
 import numpy as np
 
+from edge.runtime.probes import PROBED, PROBES, PRODUCTS, run_probed
 from edge.runtime.recurrent import WINDOW, unroll
 from edge.runtime.triton_config import PARAM_COMPOSITE, PARAM_ENGINE_DIR, PARAM_NETWORK
 
@@ -32,6 +34,8 @@ class TritonPythonModel:
     def initialize(self, args: dict) -> None:
         import triton_python_backend_utils as pb
         from edge.runtime import load_engines
+        from edge.runtime.blas import limit_blas_for_good
+        limit_blas_for_good()           # this process runs one engine; OpenBLAS's spinning pool only costs CPU
         self.pb = pb
         config = json.loads(args["model_config"])
         params = _params(config)
@@ -47,6 +51,12 @@ class TritonPythonModel:
             step = self.engine
             self.in_names, self.out_names = ["features"], ["logits"]
             self.run = lambda feeds: {"logits": unroll(step, feeds["features"])}
+        elif params.get(PARAM_COMPOSITE) == PROBED:
+            self.name = PROBED
+            search, emb = self.engine, engines.config.search_embeddings
+            self.in_names = [*self.in_names, PROBES]
+            self.out_names = [n if n != emb else PRODUCTS for n in self.out_names]
+            self.run = lambda feeds: run_probed(search, emb, feeds)
         elif params.get(PARAM_COMPOSITE):
             raise ValueError(f"unknown edge composite model {params[PARAM_COMPOSITE]!r}")
         self.calls = self.batched_requests = 0

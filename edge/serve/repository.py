@@ -3,7 +3,9 @@
 One model per network, named ``<model>_<network>`` (``--prefix`` replaces ``<model>``), inputs and outputs
 named as in the manifest, dynamic batching where the network has a batch axis. A classifier also gets
 ``<model>_window``: its ``step`` unrolled over a whole window inside the server (``features`` [B,T,C,H,W] ->
-``logits``), which ``edge run --remote`` uses instead of T step requests per window. The engine folders are read
+``logits``), which ``edge run --remote`` uses instead of T step requests per window; a tracker whose search returns
+embeddings also gets ``<model>_search_probed`` (``edge.runtime.probes``: their products with the tracker's
+linear read-outs instead of the embeddings themselves). The engine folders are read
 in place (nothing copied); the manifest travels as a model parameter so clients need only the server.
 """
 from __future__ import annotations
@@ -15,6 +17,7 @@ from typing import Sequence
 from edge.errors import UserError
 from edge.runtime import fingerprint as fpr
 from edge.fileio import atomic_write_bytes, read_json
+from edge.runtime.probes import PROBED, probed_network
 from edge.runtime.recurrent import WINDOW
 from edge.runtime.triton_config import (PARAM_BACKEND, PARAM_COMPOSITE, PARAM_ENGINE_DIR, PARAM_PRECISION, Sym,
                                         batch_axis, edge_parameters, manifest_model, model_name, tensor_entries,
@@ -42,6 +45,13 @@ def read_engine_dir(engine_dir: str | Path) -> tuple[dict, dict]:
     fpr.verify_files(fp, engine_dir)
     load_manifest(engine_dir)
     return dict(fp.raw), read_json(engine_dir / "model.json", "engine manifest")
+
+
+def search_embeddings(manifest: dict) -> str | None:
+    """The name of a tracker search's embeddings output (its second output), or None."""
+    from edge.contract import Manifest
+    m = Manifest.from_dict(manifest, "engine manifest")
+    return m.config.search_embeddings if m.kind == "tracker" else None
 
 
 def network_config(name: str, net: dict, *, backend: str, max_batch: int, queue_delay_us: int,
@@ -79,17 +89,20 @@ def write_serve_repository(engine_dirs: Sequence[str | Path], root: str | Path, 
         prefix = prefixes[i] if i < len(prefixes) else None
         base = prefix or manifest_model(manifest, d)
         nets = dict(manifest["networks"])
+        composites = {}          # served network -> (composite kind, the engine's network it runs)
         if "step" in nets and WINDOW not in nets and batch_axis(nets["step"]) is not None:
-            nets[WINDOW] = window_network(nets["step"])
+            nets[WINDOW], composites[WINDOW] = window_network(nets["step"]), (WINDOW, "step")
+        emb = search_embeddings(manifest)
+        if emb and PROBED not in nets:
+            nets[PROBED], composites[PROBED] = probed_network(nets["search"], emb), (PROBED, "search")
         for net_name, net in nets.items():
-            composite = net_name == WINDOW and net_name not in manifest["networks"]
-            engine_net = "step" if composite else net_name
+            composite, engine_net = composites.get(net_name, (None, net_name))
             name = model_name(base, net_name)
             if any(s.name == name for s in served):
                 raise UserError(f"two engine folders serve {name}: give each a --prefix")
             extra = {PARAM_ENGINE_DIR: str(d), PARAM_BACKEND: fp.get("backend"), PARAM_PRECISION:
                      (fp["networks"].get(engine_net) or {}).get("precision") or fp.get("precision"),
-                     "edge_threads": d_threads, PARAM_COMPOSITE: WINDOW if composite else None}
+                     "edge_threads": d_threads, PARAM_COMPOSITE: composite}
             cfg = network_config(name, net, backend="python", max_batch=max_batch, queue_delay_us=queue_delay_us,
                                  instances=instances, params=edge_parameters(manifest, engine_net, base, **extra))
             atomic_write_bytes(root / name / "config.pbtxt", (to_pbtxt(cfg) + "\n").encode())

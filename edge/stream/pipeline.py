@@ -30,6 +30,7 @@ import numpy as np
 
 from edge.errors import UserError
 from edge.events import Event, SourceReconnect, StreamEnd, StreamSummary, kinds
+from edge.runtime.blas import one_blas_thread
 from edge.stream.sources import Frame, Source
 
 log = logging.getLogger("edge.stream")
@@ -326,9 +327,11 @@ class Pipeline:
         return [s.summary() for s in self.stats]
 
     def run(self) -> list[StreamSummary]:
-        """Start, wait for the end, re-raise a stage's error; returns per-stream summaries."""
-        self.start()
-        self.wait()
+        """Start, wait for the end, re-raise a stage's error; returns per-stream summaries. numpy's BLAS runs
+        on one thread meanwhile (``edge.runtime.blas``: its spinning pool only took cores from the engines)."""
+        with one_blas_thread():
+            self.start()
+            self.wait()
         if self.error is not None:
             raise self.error
         return self.summaries()

@@ -8,6 +8,9 @@ recognises: it left the frame, the box keeps following). Reported boxes always l
 search crop is centred on the box moved by its smoothed velocity (``motion_lr``; reset while lost).
 Non-finite engine outputs are never picked: NaN candidates are skipped, all-NaN scores count as lost, a NaN
 regression keeps the unregressed box (``nonfinite_updates`` counts such updates).
+When the engines offer ``search_probed`` (a served tracker: ``edge.runtime.probes``) the search returns the
+products of the candidates' embeddings with the IoU head's and the box regression's weights instead of the
+embeddings themselves: the same read-outs, R x 5 numbers per frame instead of R x D.
 """
 from __future__ import annotations
 
@@ -16,6 +19,7 @@ from typing import Mapping, Sequence
 import numpy as np
 
 from edge.runtime.base import Engines
+from edge.runtime.probes import PROBED, PROBES, PRODUCTS
 from edge.tracking.geometry import (Crop, RidgeRegressor, apply_deltas, candidate_exponents, crop_region,
                                     rcnn_targets, regression_samples, sample_candidates, search_side)
 from edge.tracking.head import IoUHead, head_samples, iou_labels
@@ -59,6 +63,8 @@ class SiameseTracker:
         self._s_in, self._s_out = cfg.search.inputs, cfg.search.outputs[0]
         # engines exported before the search network returned its embeddings: regression re-embeds the box
         self._s_emb = cfg.search_embeddings
+        self._probed = engines.composites.get(PROBED) if self._s_emb else None
+        self._probes: np.ndarray | None = None       # [K, D]: the head's weight, then the regression's 4
         self.size = cfg.crop_size
         self._scale_index = candidate_exponents(self.params.num_candidates, self.params.num_scales)
         self._levels = float(cfg.max_score or 2.0)     # best possible cosine sum (number of feature levels)
@@ -75,12 +81,17 @@ class SiameseTracker:
         out = self.engines["template"].run({self._t_in[0]: image_nchw, self._t_in[1]: rois})
         return np.asarray(out[self._t_out], np.float32)
 
-    def _search(self, image_nchw: np.ndarray, rois: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
-        """(scores [R], embeddings [R, D] or None when the engine does not return them)."""
-        out = self.engines["search"].run({self._s_in[0]: image_nchw, self._s_in[1]: rois,
-                                          self._s_in[2]: self.template})
+    def _search(self, image_nchw: np.ndarray, rois: np.ndarray) -> tuple[np.ndarray, np.ndarray | None,
+                                                                         np.ndarray | None]:
+        """(scores [R], embeddings [R, D] or None when the engine does not return them, products [R, K] with
+        ``_probes`` instead of the embeddings when the search runs probed)."""
+        feeds = {self._s_in[0]: image_nchw, self._s_in[1]: rois, self._s_in[2]: self.template}
+        if self._probes is not None:
+            out = self._probed.run({**feeds, PROBES: self._probes})
+            return np.asarray(out[self._s_out], np.float32).reshape(-1), None, out[PRODUCTS]
+        out = self.engines["search"].run(feeds)
         emb = out.get(self._s_emb) if self._s_emb else None
-        return np.asarray(out[self._s_out], np.float32).reshape(-1), emb
+        return np.asarray(out[self._s_out], np.float32).reshape(-1), emb, None
 
     # -- got10k interface ---------------------------------------------------------------------------
     def init(self, image: np.ndarray, box) -> None:
@@ -97,6 +108,7 @@ class SiameseTracker:
         patch = crop_region(image, crop)
         target = crop.to_crop(self.box)
         self.regressor = None
+        self._probes = None
         rng = np.random.default_rng(0)      # deterministic per init
         if p.box_regression:
             samples = regression_samples(target, p.regression_samples, p.regression_min_iou, rng)
@@ -106,6 +118,10 @@ class SiameseTracker:
         else:
             self.template = self._embed(patch, target[None])
         self.head = self._fit_head(image, rng) if p.head_weight > 0 and self._s_emb else None
+        rows = ([self.head.w[None]] if self.head is not None else []) + \
+            ([self.regressor.w[:-1].T] if self.regressor is not None else [])
+        if self._probed is not None and rows:
+            self._probes = np.ascontiguousarray(np.concatenate(rows), np.float32)
         self.last_score = float(np.sum(self.template * self.template))
 
     def _fit_head(self, image: np.ndarray, rng: np.random.Generator) -> IoUHead:
@@ -124,20 +140,20 @@ class SiameseTracker:
             labels.append(iou_labels(boxes, target, p.head_label_power))
         return IoUHead(np.concatenate(feats), np.concatenate(labels), p.head_alpha)
 
-    def _blend(self, scores: np.ndarray, embeddings) -> tuple[np.ndarray, np.ndarray | None]:
+    def _blend(self, scores: np.ndarray, embeddings, products=None) -> tuple[np.ndarray, np.ndarray | None]:
         """(score, predicted IoU): the template cosine sum blended with the IoU head's prediction (``scores``
         and None without a head or embeddings)."""
-        if self.head is None or embeddings is None:
+        if self.head is None or (embeddings is None and products is None):
             return scores, None
-        iou = self.head(embeddings)
+        iou = products[:, 0] + self.head.b if products is not None else self.head(embeddings)
         return (1 - self.params.head_weight) * scores / self._levels + self.params.head_weight * iou, iou
 
-    def _selection(self, scores: np.ndarray, embeddings, rois: np.ndarray,
+    def _selection(self, scores: np.ndarray, embeddings, products, rois: np.ndarray,
                    wh: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
         """(the score candidates are picked by: template cosine (+ IoU head) - scale / displacement penalties,
         the head's predicted IoU or None)."""
         p = self.params
-        sel, iou = self._blend(scores.astype(np.float64), embeddings)
+        sel, iou = self._blend(scores.astype(np.float64), embeddings, products)
         if p.scale_penalty:
             sel = sel - p.scale_penalty * np.abs(self._scale_index)
         if p.displacement_penalty:
@@ -166,8 +182,8 @@ class SiameseTracker:
         wh = self.box[2:] * crop.scale
         rois = sample_candidates(self.size, wh, p.num_candidates, p.num_angles, p.max_radius * min(widen, 1.5),
                                  p.scale_step, p.num_scales)
-        scores, embeddings = self._search(patch, rois)
-        sel, iou = self._selection(scores, embeddings, rois, wh)
+        scores, embeddings, products = self._search(patch, rois)
+        sel, iou = self._selection(scores, embeddings, products, rois, wh)
         finite = np.isfinite(sel) & np.isfinite(scores)
         if not finite.all():            # a failing engine: never pick a NaN; nothing finite = lost, box held
             self.nonfinite_updates += 1
@@ -212,9 +228,12 @@ class SiameseTracker:
             return self._report(self.box)
         # SINT: regress the selected candidate, report the regressed box, search the next frame from the
         # unregressed one. Its features come with the search (one trunk pass per frame).
-        sel_box = rois[best, 1:].astype(np.float64)
-        feat = embeddings[best:best + 1] if embeddings is not None else self._embed(patch, sel_box[None])
-        delta = self.regressor(np.asarray(feat, np.float64))[0]
+        if products is not None:        # the regression's rows follow the head's in _probes
+            delta = products[best, len(self._probes) - 4:].astype(np.float64) + self.regressor.w[-1]
+        else:
+            sel_box = rois[best, 1:].astype(np.float64)
+            feat = embeddings[best:best + 1] if embeddings is not None else self._embed(patch, sel_box[None])
+            delta = self.regressor(np.asarray(feat, np.float64))[0]
         if not np.isfinite(delta).all():
             self.nonfinite_updates += 1
             return self._report(self.box)
