@@ -295,3 +295,32 @@ def test_hysteresis_background_never_starts_and_switch_ends_first():
     seq = [("idle", 0.99), ("fall", 0.8), ("take", 0.9), ("take", 0.9)]
     assert _run(h, seq) == [("action_start", "fall", 1), ("action_end", "fall", 2), ("action_start", "take", 2)]
     assert h.close(9) == [ActionEnd(9, "take", 2)]
+
+
+class _BlasThreads(_Model):
+    """Records how many threads numpy's BLAS may use while the model steps."""
+
+    def __init__(self):
+        super().__init__()
+        self.seen = set()
+
+    def step(self, items):
+        from threadpoolctl import threadpool_info
+        self.seen.update(i["num_threads"] for i in threadpool_info() if i["user_api"] == "blas")
+        return super().step(items)
+
+
+def test_blas_runs_on_one_thread_while_the_pipeline_runs_and_is_restored_after():
+    from threadpoolctl import threadpool_info, threadpool_limits
+
+    def blas_threads():
+        return {i["num_threads"] for i in threadpool_info() if i["user_api"] == "blas"}
+
+    with threadpool_limits(limits=2, user_api="blas"):       # as numpy starts on this 2-core machine
+        before = blas_threads()
+        if before == {1}:
+            pytest.skip("numpy's BLAS has one thread on this machine already (one core)")
+        model = _BlasThreads()
+        Pipeline([StreamInput(open_source(str(CLIP)), (1, 1, 4, 4))], tracker=model, max_frames=5).run()
+        assert model.seen == {1}, (before, model.seen)
+        assert blas_threads() == before
