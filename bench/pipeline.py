@@ -84,8 +84,11 @@ def in_thread(fn, *args):
 
 
 def stages_alone(n, clip, frames, trk, cls, box, tmp: Path) -> dict:
-    """Each stage by itself on the same n x frames, one stage at a time, in a worker thread."""
-    return in_thread(_stages_alone, n, clip, frames, trk, cls, box, tmp)
+    """Each stage by itself on the same n x frames, one stage at a time, in a worker thread, with numpy's BLAS
+    on one thread as ``Pipeline.run`` holds it (``edge.runtime.blas``)."""
+    from edge.runtime.blas import one_blas_thread
+    with one_blas_thread():
+        return in_thread(_stages_alone, n, clip, frames, trk, cls, box, tmp)
 
 
 def _stages_alone(n, clip, frames, trk, cls, box, tmp: Path) -> dict:
