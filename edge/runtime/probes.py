@@ -12,6 +12,7 @@ from typing import Mapping
 
 import numpy as np
 
+from edge.contract import Manifest
 from edge.runtime.base import Engine
 
 #: the composite network ``edge serve`` offers next to a tracker's search when the search returns embeddings
@@ -27,6 +28,15 @@ def probed_network(search: dict, embeddings: str) -> dict:
     return {"inputs": [*search["inputs"], {"name": PROBES, "dtype": "float32", "shape": [PROBES, dim]}],
             "outputs": [*(s for s in search["outputs"] if s["name"] != embeddings),
                         {"name": PRODUCTS, "dtype": "float32", "shape": [rows, PROBES]}]}
+
+
+def manifest_probed_network(manifest: Mapping) -> dict | None:
+    """``probed_network`` of a ``model.json``'s search when it is a tracker whose search returns embeddings (and
+    has no network of that name already), else None: what ``edge serve`` hosts and a client looks for."""
+    m = Manifest.from_dict(manifest)
+    if m.kind != "tracker" or not m.config.search_embeddings or PROBED in manifest["networks"]:
+        return None
+    return probed_network(manifest["networks"]["search"], m.config.search_embeddings)
 
 
 def products(embeddings: np.ndarray, probes: np.ndarray) -> np.ndarray:

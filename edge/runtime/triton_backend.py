@@ -35,7 +35,7 @@ import numpy as np
 
 from edge.errors import UserError
 from edge.runtime.base import Engines, TensorSpec
-from edge.runtime.probes import PROBED, probed_network
+from edge.runtime.probes import PROBED, manifest_probed_network
 from edge.runtime.recurrent import WINDOW
 from edge.runtime.triton_config import (PARAM_BACKEND, PARAM_MANIFEST, PARAM_MODEL, PARAM_PRECISION, manifest_model,
                                         model_name, window_network)
@@ -371,10 +371,8 @@ def load_remote_engines(url: str, model: str, prefix: str | None = None, retry_s
         spec = window_network(manifest["networks"]["step"])       # one request per window, not T
         composites[WINDOW] = RemoteEngine(WINDOW, window, conn, _specs(spec["inputs"]), _specs(spec["outputs"]),
                                           shared_memory)
-    probed = model_name(model, PROBED, prefix)
-    if PROBED not in manifest["networks"] and probed in served:
-        emb = Engines({}, manifest).config.search_embeddings
-        spec = probed_network(manifest["networks"]["search"], emb)    # products, not 2 MB of embeddings
+    probed, spec = model_name(model, PROBED, prefix), manifest_probed_network(manifest)
+    if spec is not None and probed in served:                       # products, not 2 MB of embeddings
         composites[PROBED] = RemoteEngine(PROBED, probed, conn, _specs(spec["inputs"]), _specs(spec["outputs"]),
                                           shared_memory)
     eng = Engines(nets, manifest, backend=f"triton({backend or '?'})", precision=precision or "fp32",

@@ -17,7 +17,7 @@ from typing import Sequence
 from edge.errors import UserError
 from edge.runtime import fingerprint as fpr
 from edge.fileio import atomic_write_bytes, read_json
-from edge.runtime.probes import PROBED, probed_network
+from edge.runtime.probes import PROBED, manifest_probed_network
 from edge.runtime.recurrent import WINDOW
 from edge.runtime.triton_config import (PARAM_BACKEND, PARAM_COMPOSITE, PARAM_ENGINE_DIR, PARAM_PRECISION, Sym,
                                         batch_axis, edge_parameters, manifest_model, model_name, tensor_entries,
@@ -45,13 +45,6 @@ def read_engine_dir(engine_dir: str | Path) -> tuple[dict, dict]:
     fpr.verify_files(fp, engine_dir)
     load_manifest(engine_dir)
     return dict(fp.raw), read_json(engine_dir / "model.json", "engine manifest")
-
-
-def search_embeddings(manifest: dict) -> str | None:
-    """The name of a tracker search's embeddings output (its second output), or None."""
-    from edge.contract import Manifest
-    m = Manifest.from_dict(manifest, "engine manifest")
-    return m.config.search_embeddings if m.kind == "tracker" else None
 
 
 def network_config(name: str, net: dict, *, backend: str, max_batch: int, queue_delay_us: int,
@@ -92,9 +85,9 @@ def write_serve_repository(engine_dirs: Sequence[str | Path], root: str | Path, 
         composites = {}          # served network -> (composite kind, the engine's network it runs)
         if "step" in nets and WINDOW not in nets and batch_axis(nets["step"]) is not None:
             nets[WINDOW], composites[WINDOW] = window_network(nets["step"]), (WINDOW, "step")
-        emb = search_embeddings(manifest)
-        if emb and PROBED not in nets:
-            nets[PROBED], composites[PROBED] = probed_network(nets["search"], emb), (PROBED, "search")
+        probed = manifest_probed_network(manifest)
+        if probed is not None:
+            nets[PROBED], composites[PROBED] = probed, (PROBED, "search")
         for net_name, net in nets.items():
             composite, engine_net = composites.get(net_name, (None, net_name))
             name = model_name(base, net_name)
