@@ -35,7 +35,7 @@ def clip_logits(engines, clips) -> np.ndarray:
     out = []
     for clip in clips:
         T = min(len(clip.frames) - 1, engines.config.window)
-        rt = ClassifierRuntime(engines, window=T, stride=T)
+        rt = ClassifierRuntime(engines, window=T, stride=T, sample_fps=0)   # clips are at the model's clock
         sess = rt.session()
         sess.prime(clip.frames[-(T + 1)])
         for j, image in enumerate(clip.frames[-T:]):

@@ -149,7 +149,9 @@ def run(sources: PathLike | Sequence[PathLike], tracker: PathLike | EngineSet | 
     ``init_box``: ``x,y,w,h`` (string or 4 numbers) for every source, or a list with one per source.
     ``on_event(stream, event)`` is called for every event as it happens (from the sink thread).
     ``handle_signals``: the first SIGINT/SIGTERM/SIGHUP stops cleanly (video finalised, events flushed); the
-    CLI sets it. ``options`` (see ``run_plan``): ``heatmap``, ``window``, ``stride``, ``tracker_params``,
+    CLI sets it. ``options`` (see ``run_plan``): ``heatmap``, ``window``, ``stride``, ``classifier_fps`` (the
+    classifier's clock in frames per second of the source, by timestamp; default the model's, 0 every frame),
+    ``tracker_params``,
     ``queue_size``, ``live_queue_size``, ``batch``, ``max_reconnects``, ``open_timeout``,
     ``status_interval``, ``display``, ``remote`` (``grpc://HOST:PORT`` of an ``edge serve``: ``tracker`` /
     ``classifier`` then name served models), ``remote_shm`` (True: large inputs through system shared memory,
@@ -164,7 +166,7 @@ def run(sources: PathLike | Sequence[PathLike], tracker: PathLike | EngineSet | 
 
 def run_plan(sources, tracker=None, init_box=None, classifier=None, out_video=None, events=None,
              max_frames=None, *, heatmap: bool = False, window: int | None = None, stride: int | None = None,
-             tracker_params: Mapping | None = None, queue_size: int = 4, live_queue_size: int = 2,
+             classifier_fps: float | None = None, tracker_params: Mapping | None = None, queue_size: int = 4, live_queue_size: int = 2,
              batch: int = 8, max_reconnects: int | None = None, open_timeout: float | None = None,
              status_interval: float = 0.0, display: bool = False, remote: str | None = None,
              remote_shm: bool = False, alarms: PathLike | None = None, threads: int | None = None):
@@ -174,7 +176,8 @@ def run_plan(sources, tracker=None, init_box=None, classifier=None, out_video=No
     return RunPlan(sources=srcs, tracker=_engine_path(tracker), init_boxes=_boxes(init_box, len(srcs)),
                    classifier=_engine_path(classifier), out_video=None if out_video is None else str(out_video),
                    events=None if events is None else str(events), max_frames=max_frames, heatmap=heatmap,
-                   window=window, stride=stride, tracker_params=dict(tracker_params or {}),
+                   window=window, stride=stride, classifier_fps=classifier_fps,
+                   tracker_params=dict(tracker_params or {}),
                    queue_size=queue_size, live_queue_size=live_queue_size, batch=batch,
                    max_reconnects=max_reconnects, open_timeout=open_timeout, status_interval=status_interval,
                    display=display, remote=remote, remote_shm=remote_shm,
@@ -256,19 +259,30 @@ class Label:
 
 class Classifier:
     """The streaming classifier on an engine folder: ``push(frame)`` once per frame of one stream returns a
-    ``Label`` when a window completes (every ``stride`` frames once ``window`` frames are in), else None;
-    ``close()`` ends an open action."""
+    ``Label`` when a window completes (every ``stride`` sampled frames once ``window`` are in), else None;
+    ``close()`` ends an open action.
+
+    The model sees the stream at its own clock (the manifest's ``sample_fps``, ``edge.classify.sampling``), which
+    needs the frames' times: give the source's ``fps`` (frame k at k / fps) or a ``timestamp`` in seconds per
+    ``push``. With neither, every frame pushed is used (frames already at the model's rate). ``sample_fps``
+    overrides the model's clock (0: every frame)."""
 
     def __init__(self, engines: PathLike | EngineSet | Any, window: int | None = None, stride: int | None = None,
-                 threads: int | None = None) -> None:
+                 threads: int | None = None, *, fps: float | None = None, sample_fps: float | None = None) -> None:
         from edge.classify.runtime import ClassifierRuntime
-        self.runtime = ClassifierRuntime(_engines(engines, "classifier", threads), window=window, stride=stride)
+        if fps is not None and not (isinstance(fps, (int, float)) and fps > 0):
+            raise UserError(f"fps must be the source's frames per second (> 0), got {fps!r}")
+        self.runtime = ClassifierRuntime(_engines(engines, "classifier", threads), window=window, stride=stride,
+                                         sample_fps=sample_fps)
         self.session = self.runtime.session()
+        self.fps = fps
         self.frames = 0
 
-    def push(self, image: np.ndarray) -> Label | None:
+    def push(self, image: np.ndarray, timestamp: float | None = None) -> Label | None:
         from edge.stream.sources import Frame
-        frame = Frame(0, self.frames, self.frames, image, 0.0)
+        if timestamp is None and self.fps is not None:
+            timestamp = self.frames / self.fps
+        frame = Frame(0, self.frames, timestamp, image, 0.0)
         self.frames += 1
         (u,) = self.runtime.step([(self.session, self.session.prepare(frame), frame)])
         last = self.session.last

@@ -148,7 +148,9 @@ class ClassifierConfig:
 
     ``encoder``: rgb [B,3,S,S] (RGB 0..255) + flow [B,2,S,S] (DIS flow, clip(flow, -bound, bound) / bound)
     -> features [B,C,h,w] (+ attention); ``step``: features + h + c -> h_next, c_next, logits [B,K]. A window
-    is ``window`` steps from zero state; one runs every ``stride`` frames."""
+    is ``window`` steps from zero state; one runs every ``stride`` frames. ``sample_fps``: the frame rate of the
+    clips the model was trained on (the runtime feeds it frames at that rate, ``edge.classify.sampling``);
+    None = every frame."""
     classes: tuple[str, ...]
     input_size: int
     window: int
@@ -159,6 +161,7 @@ class ClassifierConfig:
     encoder_inputs: tuple[str, ...] = ("rgb", "flow")
     calibration: Mapping[str, Any] = field(default_factory=dict)   # temperature, open-set rule (edge.classify.decision)
     alarms: Mapping[str, Any] | None = None                        # per-class alarm rules (edge/data/alarms.json form)
+    sample_fps: float | None = None                                # the model's clock; None: every frame
     extra: Mapping[str, Any] = field(default_factory=dict)
 
     @classmethod
@@ -190,12 +193,16 @@ class ClassifierConfig:
         _need(isinstance(cal, Mapping), f"{where}: classifier calibration must be an object")
         alarms = cfg.get("alarms")
         _need(alarms is None or isinstance(alarms, Mapping), f"{where}: classifier alarms must be an object")
+        fps = cfg.get("sample_fps")
+        _need(fps is None or (isinstance(fps, (int, float)) and not isinstance(fps, bool) and 0 < fps <= 1000),
+              f"{where}: classifier sample_fps must be a number of frames per second in (0, 1000], got {fps!r}")
         known = {"classes", "input_size", "clip_len", "window", "stride", "flow", "use_flow", "calibration",
-                 "alarms"}
+                 "alarms", "sample_fps"}
         return cls(classes, int(size), int(window), int(stride), str(flow.get("preset", "ultrafast")),
                    float(flow.get("bound") or 8.0), bool(cfg.get("use_flow", True)),
                    names if set(names) != {"rgb", "flow"} else ("rgb", "flow"), dict(cal),
-                   dict(alarms) if alarms is not None else None, {k: v for k, v in cfg.items() if k not in known})
+                   dict(alarms) if alarms is not None else None, float(fps) if fps is not None else None,
+                   {k: v for k, v in cfg.items() if k not in known})
 
 
 def _spatial(net: NetworkManifest) -> int | None:

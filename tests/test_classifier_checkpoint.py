@@ -82,7 +82,7 @@ def test_open_set_rule_rejects_a_clip_of_pure_background_noise(rng):
     from edge.stream.sources import Frame
     sess, labels, events = rt.session(), [], []
     for k, f in enumerate(frames):
-        frame = Frame(0, k, k / 25.0, f, 0.0)
+        frame = Frame(0, k, k / rt.sample_fps, f, 0.0)       # a camera at the model's clock: every frame used
         (u,) = rt.step([(sess, sess.prepare(frame), frame)])
         events += u.events
         if sess.last is not None and sess.last.frame == k:

@@ -137,3 +137,15 @@ def test_events_round_trip_through_json():
     s = StreamSummary("cam", True, 10, 9, 1, 0, 0, 30.0, 5.0, 9.0, {"action_start": 2})
     rec = s.to_record(0, 2.0)
     assert rec["type"] == "summary" and rec["source"] == "cam" and rec["drops"] == 1 and "events" not in rec
+
+
+def test_manifest_sample_fps_is_read_and_checked(standins):
+    d = copy.deepcopy(_manifest(standins["classifier"]))
+    d["config"]["sample_fps"] = 12.5
+    assert Manifest.from_dict(d).config.sample_fps == 12.5
+    d["config"].pop("sample_fps")
+    assert Manifest.from_dict(d).config.sample_fps is None           # older exports: every frame
+    for bad in (0, -5, "5", True, 1e6):
+        d["config"]["sample_fps"] = bad
+        with pytest.raises(ContractError, match="sample_fps must be"):
+            Manifest.from_dict(d)

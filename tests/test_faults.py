@@ -343,6 +343,8 @@ def test_sigterm_during_build_leaves_no_staging_folder(tmp_path, eng):
     (("run", "--source", CLIP, "--classifier", "CLS", "--batch", "0"), "--batch must be an integer >= 1"),
     (("run", "--source", CLIP, "--classifier", "CLS", "--window", "0"), "--window must be an integer >= 1"),
     (("run", "--source", "", "--classifier", "CLS"), "--source needs a video file"),
+    (("run", "--source", CLIP, "--classifier", "CLS", "--classifier-fps", "-5"), "--classifier-fps must be"),
+    (("run", "--source", CLIP, "--classifier", "CLS", "--classifier-fps", "nan"), "--classifier-fps must be"),
 ])
 def test_bad_numbers_and_empty_source(tmp_path, eng, args, needle):
     args = [str(a).replace("EXPORT", str(eng["export"])).replace("CLS", str(eng["classifier"]))

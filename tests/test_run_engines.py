@@ -42,18 +42,27 @@ def direct_tracker_boxes(frames, engines, box):
     return [np.asarray(box)] + [np.asarray(t.update(f)) for f in frames[1:]]
 
 
-def direct_labels(frames, engines):
-    """Label score per due frame from the engines alone (no ring buffer, no pipeline)."""
+def sampled_indices(n: int, fps: float, sample_fps: float | None) -> list[int]:
+    """The frames nearest to the ticks of the model's clock (0, 1/sample_fps, ...) in a video at ``fps``."""
+    if not sample_fps:
+        return list(range(n))
+    return sorted({int(round(k * fps / sample_fps)) for k in range(int(n * sample_fps / fps) + 2)} & set(range(n)))
+
+
+def direct_labels(frames, engines, fps: float):
+    """Label score per due frame from the engines alone (no sampler, ring buffer or pipeline): the frames at
+    the model's clock (manifest ``sample_fps``), flow between consecutive ones, a window every ``stride``."""
     cfg = engines.config
     T, size = cfg.window, cfg.input_size
     prep = FrameStream(size, cfg.flow_preset, cfg.flow_bound)
     state = engines["step"].inputs[1].shape[1:]
+    index = sampled_indices(len(frames), fps, cfg.sample_fps)
     feats = []
-    for f in frames:
-        rgb, flow = prep(f)
+    for i in index:
+        rgb, flow = prep(frames[i])
         feats.append(engines["encoder"].run({"rgb": rgb, "flow": flow})["features"])
     out, stride = {}, ClassifierRuntime(engines).stride
-    for k in range(T - 1, len(frames), stride):
+    for k in range(T - 1, len(index), stride):
         h = np.zeros((1, *state), np.float32)
         c = h.copy()
         for t in range(k - T + 1, k + 1):
@@ -65,7 +74,7 @@ def direct_labels(frames, engines):
         p /= p.sum()
         rejected = bool(OODRule(**{k: (tuple(map(tuple, v)) if k == "centroids" else tuple(v) if k == "scale"
                                        else v) for k, v in cfg.calibration["ood"].items()}).reject(z, t))
-        out[k] = ("unknown" if rejected else cfg.classes[int(p.argmax())], float(p.max()))
+        out[index[k]] = ("unknown" if rejected else cfg.classes[int(p.argmax())], float(p.max()))
     return out
 
 
@@ -92,9 +101,18 @@ def test_run_real_engines_on_real_clip(tmp_path, engine_dirs):
     boxes = direct_tracker_boxes(clip, trk, BOX)
     got = np.array([r["box"] for r in frames[:48]])
     np.testing.assert_allclose(got, np.array(boxes), atol=0.01)     # JSON rounds boxes to 0.01 px
-    labels = direct_labels(clip, load_engines(engine_dirs["classifier"]))
+    cls = load_engines(engine_dirs["classifier"])
+    assert cls.config.sample_fps == 5.0                             # the sample model's clock, from its manifest
+    labels = direct_labels(read_clip(CLIP), cls, cv2.VideoCapture(str(CLIP)).get(cv2.CAP_PROP_FPS))
+    assert len(labels) >= 3 and max(labels) > 100                  # 120 frames at 29.97 fps: 20 sampled, 4 windows
     for k, (label, score) in labels.items():
         assert frames[k]["label"] == label and frames[k]["label_score"] == pytest.approx(score, abs=2e-4), k
+    # between windows a frame carries the last window's label; before the first window there is none
+    first = min(labels)
+    assert all(r["label"] is None for r in frames[:first])
+    for k in range(first, 120):
+        last = max(j for j in labels if j <= k)
+        assert frames[k]["label"] == labels[last][0], k
 
 
 def test_two_streams_keep_separate_tracker_state(engine_dirs):

@@ -136,7 +136,7 @@ class ClassifierTask:
         preds, times, correct = [], [], 0
         for clip in self.clips[i * self.per_unit:(i + 1) * self.per_unit]:
             T = min(max(len(clip.frames) - 1, 1), engines.config.window)
-            rt = ClassifierRuntime(engines, window=T, stride=T)
+            rt = ClassifierRuntime(engines, window=T, stride=T, sample_fps=0)   # clips are at the model's clock
             sess = rt.session()
             frames = clip.frames[-(T + 1):]
             t0 = time.perf_counter()

@@ -1,7 +1,9 @@
 """Streaming action classifier on engines (torch-free): ``ClassifierRuntime`` (the engines and the batched
 step) and one ``ClassifierSession`` per stream (preprocessing, ring buffer, windows, hysteresis, last label).
 
-Per frame the ``encoder`` engine (rgb + flow -> ``features``, ``attention``) runs once; its features go
+The classifier sees a stream's frames at the model's own clock (``edge.classify.sampling``: the manifest's
+``sample_fps``, by timestamp); frames in between get no flow, no encoder and carry the last label. Per sampled
+frame the ``encoder`` engine (rgb + flow -> ``features``, ``attention``) runs once; its features go
 into the session's ring buffer of the last ``window`` (T) frames. Every ``stride`` frames, once T features
 are there, the window runs through the ConvLSTM ``step`` engine from zero state (h = c = 0, T steps, host
 loop); the last step's ``logits`` give the label and its calibrated score (``edge.classify.decision``:
@@ -24,6 +26,7 @@ import numpy as np
 
 from edge.classify.decision import Decider, Hysteresis, softmax  # noqa: F401 (Hysteresis, softmax re-exported)
 from edge.classify.preprocess import FrameStream
+from edge.classify.sampling import FrameSampler
 from edge.errors import UserError
 from edge.events import Event
 from edge.runtime.base import Engine, Engines
@@ -86,6 +89,7 @@ class ClassifierSession:
         self.runtime = runtime
         cfg = runtime.cfg
         self.prep = FrameStream(cfg.input_size, cfg.flow_preset, cfg.flow_bound)
+        self.sampler = FrameSampler(runtime.sample_fps)
         self.window, self.stride = runtime.window, runtime.stride
         self.hysteresis = runtime.decider.hysteresis(**runtime.hysteresis_args)
         self.features: deque = deque(maxlen=self.window)
@@ -95,11 +99,14 @@ class ClassifierSession:
         self.last: WindowResult | None = None
 
     # -- preprocessing thread ----------------------------------------------------------------------
-    def prepare(self, frame) -> dict[str, np.ndarray]:
-        """Frame -> encoder feeds (batch 1): resize, DIS flow from this stream's previous frame; the flow
-        restarts from zero after a reconnect."""
+    def prepare(self, frame) -> dict[str, np.ndarray] | None:
+        """Frame -> encoder feeds (batch 1): resize, DIS flow from this stream's previously sampled frame; the
+        flow restarts from zero after a reconnect. None when the model's clock skips this frame."""
         if getattr(frame, "reconnected", False):
             self.prep.reset()
+            self.sampler.reset()
+        if not self.sampler(getattr(frame, "timestamp", None)):
+            return None
         rgb, flow = self.prep(frame.image if hasattr(frame, "image") else frame)
         return dict(zip(self.runtime.cfg.encoder_inputs, (rgb, flow)))
 
@@ -133,10 +140,12 @@ class ClassifierSession:
 class ClassifierRuntime:
     """The classifier over ``Engines`` with networks ``encoder`` and ``step`` (``edge.contract.ClassifierConfig``).
 
-    ``window``/``stride`` default to the manifest's; ``hysteresis`` overrides ``Hysteresis`` defaults."""
+    ``window``/``stride`` (in sampled frames) and ``sample_fps`` default to the manifest's (``sample_fps=0``:
+    every frame, e.g. clips already at the model's rate); ``hysteresis`` overrides ``Hysteresis`` defaults."""
 
     def __init__(self, engines: Engines, window: int | None = None, stride: int | None = None,
-                 hysteresis: dict | None = None, alarms: str | Path | dict | None = None) -> None:
+                 hysteresis: dict | None = None, alarms: str | Path | dict | None = None,
+                 sample_fps: float | None = None) -> None:
         if engines.kind != "classifier":
             raise UserError(f"classifier engines needed (encoder + step), got {engines.kind} engines "
                             f"({', '.join(engines.networks)})")
@@ -147,6 +156,10 @@ class ClassifierRuntime:
                                                               else max(1, self.window // 2)))
         if self.window < 1 or self.stride < 1:
             raise UserError(f"classifier window and stride must be >= 1 (got {self.window}, {self.stride})")
+        fps = self.cfg.sample_fps if sample_fps is None else sample_fps
+        if fps is not None and not fps >= 0:
+            raise UserError(f"classifier sample rate must be >= 0 frames per second (0: every frame), got {fps}")
+        self.sample_fps = float(fps) if fps else None
         self.labels = list(self.cfg.classes)
         self.hysteresis_args = dict(hysteresis or {})
         # calibration, open-set rule and per-class alarm rules: the manifest's, ``alarms`` overriding its rules
@@ -160,16 +173,20 @@ class ClassifierRuntime:
     def step(self, items: Sequence[tuple[ClassifierSession, dict, object]]) -> list[ClassifierUpdate]:
         """One update per ``(session, encoder feeds, frame)`` item, in order: the encoder on every frame at
         once, features pushed per stream, the due windows through the ConvLSTM at once, then each stream's
-        label carried forward in frame order (its later frames in the batch see its newest window)."""
+        label carried forward in frame order (its later frames in the batch see its newest window). Items whose
+        feeds are None (frames the model's clock skipped) only carry the label forward."""
         if not items:
             return []
         before = {id(sess): (sess.last, sess.hysteresis.active) for sess, _, _ in items}
-        encoded = self.encode([feeds for _, feeds, _ in items])
+        sampled = [k for k, (_, feeds, _) in enumerate(items) if feeds is not None]
+        encoded = dict(zip(sampled, self.encode([items[k][1] for k in sampled]))) if sampled else {}
         due: list[tuple[int, list]] = []
-        for k, ((sess, _, frame), (feats, att)) in enumerate(zip(items, encoded)):
+        for k, (sess, _, frame) in enumerate(items):
             if getattr(frame, "reconnected", False):
                 sess.reset_window()
-            win = sess.push(feats, att)
+            if k not in encoded:
+                continue
+            win = sess.push(*encoded[k])
             if win is not None:
                 due.append((k, win))
         windows: dict[int, tuple[tuple[WindowResult, str | None], list[Event]]] = {}

@@ -22,7 +22,11 @@ def add_arguments(p) -> None:
                    help="tracker score below which the target counts as lost (default: the tracker's own)")
     p.add_argument("--classifier", metavar="ENGINE_DIR", help="classifier engines (encoder + step)")
     p.add_argument("--window", type=int, default=None, help="classifier window T (default: manifest)")
-    p.add_argument("--stride", type=int, default=None, help="classify every N frames (default: manifest)")
+    p.add_argument("--stride", type=int, default=None,
+                   help="classify every N sampled frames (default: manifest)")
+    p.add_argument("--classifier-fps", type=float, default=None, metavar="FPS",
+                   help="frames per second of the source the classifier sees, by timestamp (default: the model's "
+                        "clock, the manifest's sample_fps: 5 for the sample model; 0: every frame)")
     p.add_argument("--alarms", metavar="FILE.json", default=None,
                    help="per-class start thresholds and hysteresis (edge/data/alarms.json form) instead of the "
                         "model's own; an unknown class or out-of-range value is a one-line error")
@@ -56,7 +60,7 @@ def run_kwargs(args) -> dict:
     """``edge.api.run``'s arguments from the command line."""
     return dict(sources=args.source, tracker=args.tracker, init_box=args.init_box, classifier=args.classifier,
                 out_video=args.out_video, events=args.events, max_frames=args.max_frames, heatmap=args.heatmap,
-                window=args.window, stride=args.stride,
+                window=args.window, stride=args.stride, classifier_fps=args.classifier_fps,
                 tracker_params={"lost_threshold": args.lost_threshold} if args.lost_threshold is not None else None,
                 queue_size=args.queue_size, live_queue_size=args.live_queue_size, batch=args.batch,
                 max_reconnects=args.max_reconnects, open_timeout=args.open_timeout,

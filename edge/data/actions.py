@@ -17,7 +17,11 @@ held-back file.
 
 A clip is ``frames`` frames (T + 1: the first only provides the optical flow of the second), HxWx3 uint8 BGR at
 ``size`` x ``size``. Action durations are in frames (about a clip of 9), so a longer clip is a stream with the
-action somewhere inside it. Splits are fixed by seed: clip ``i`` of split ``s`` uses
+action somewhere inside it. The clips' clock is ``CLIP_FPS`` frames per second of real time: a fall takes
+1.5-3.5 frames (0.3-0.7 s), sitting down 4.5-9 (1-2 s), a reach to the shelf and back 4-8 (1-1.5 s), a walk
+across the view 9-25 frames at 0.07-0.18 body heights per frame (a walker at 0.8 body heights per second:
+4-11 frames per second). A model trained on them is fed camera frames at that rate
+(``edge.classify.sampling``). Splits are fixed by seed: clip ``i`` of split ``s`` uses
 ``SeedSequence([SPLIT_IDS[s], i])`` and class ``SCHEDULE[i % len(SCHEDULE)]``.
 """
 from __future__ import annotations
@@ -35,6 +39,7 @@ from edge.data import real_sources
 
 CLASSES = ("none", "idle", "pass_by", "take", "put_back", "sit_down", "fall")
 SCHEDULE = CLASSES + ("none",)          # background is what real footage mostly shows: 2 in 8 clips
+CLIP_FPS = 5.0                          # frames per second of real time in a generated clip (see above)
 SPLIT_IDS = {"train": 1, "val": 2, "test": 3}
 SPLIT_SIZES = {"train": 480, "val": 120, "test": 180}
 SPLIT_POOLS = {"train": "train", "val": "val", "test": "eval"}

@@ -27,7 +27,7 @@ import torch
 from edge.classify import decision as dec
 from edge.classify.preprocess import FrameStream, clip_inputs
 from edge.data import real_sources
-from edge.data.actions import CLASSES, make_clip
+from edge.data.actions import CLASSES, CLIP_FPS, make_clip
 from edge.models.train_classifier import (build_split, clip_logits, log, mcnemar_exact, paired_bootstrap,
                                           pair_accuracy, wilson_interval)
 from edge.models.two_in_one import TwoInOne, build_classifier, load_checkpoint, save_checkpoint
@@ -89,10 +89,26 @@ def noise_clips(n: int = 48, frames: int = 9, size: int = 160, seed: int = SEEDS
     return out
 
 
-def val_real_streams(size: int = 160) -> dict[str, list[np.ndarray]]:
-    """The VAL real videos as streams (frames as the runtime sees them)."""
+def val_real_streams(sample_fps: float | None = CLIP_FPS) -> dict[str, list[np.ndarray]]:
+    """The VAL real videos as streams: the frames the runtime's classifier sees (``edge.classify.sampling``
+    at ``sample_fps`` by the video's own timestamps), one stream per phase of the model's clock against the
+    video's frames (``NAME@k``: sampling starts at frame k), so a short video still gives several windows."""
+    import cv2
+
+    from edge.classify.sampling import FrameSampler
     from edge.data.sequences import read_video
-    return {s: read_video(real_sources.video_path(s)) for s in real_sources.videos("val")}
+    out = {}
+    for s in real_sources.videos("val"):
+        path = real_sources.video_path(s)
+        cap = cv2.VideoCapture(str(path))
+        fps = float(cap.get(cv2.CAP_PROP_FPS) or 0) or 25.0
+        cap.release()
+        frames = read_video(path)
+        phases = max(1, int(round(fps / sample_fps))) if sample_fps else 1
+        for k in range(phases):
+            sampler = FrameSampler(sample_fps)
+            out[f"{s}@{k}" if phases > 1 else s] = [f for i, f in enumerate(frames[k:]) if sampler(i / fps)]
+    return out
 
 
 def auroc(pos: np.ndarray, neg: np.ndarray) -> float:
@@ -255,7 +271,8 @@ def calibrate_and_ship(args, out: Path, noflow_out: Path, cache: Path | None) ->
         label = CLASSES[i % len(CLASSES)]
         stream_set.append((label, make_clip(np.random.SeedSequence([SEEDS["streams"], i]), label, STREAM_FRAMES,
                                             160, "val")))
-    extra = {"noise": noise_clips(), "real": val_real_streams(), "streams": stream_set}
+    extra = {"noise": noise_clips(), "real": val_real_streams(models["flow"].cfg.sample_fps),
+             "streams": stream_set}
     log(f"data ready ({time.time() - t_all:.0f} s): {len(extra['noise'])} noise clips, "
         f"{len(stream_set)} val streams, real val footage {list(extra['real'])}")
     res = {name: evaluate_model(name, m, data, extra) for name, m in models.items()}
@@ -332,7 +349,8 @@ def write_note(path: Path, record: dict, metas: dict) -> None:
                          f"{f3(c['auroc_test_correct_vs_noise'])} | {f3(c['val_real_rejected'])} | "
                          f"{c['val_real_alarm_windows']} / {c['val_real_windows']} | {c['noise_alarm_windows']} |")
     lines += ["", "Noise: 48 clips of pure noise (i.i.d. Gaussian frames, a static noise image, flickering colour "
-              "blocks). VAL real windows: the VAL real videos streamed as `edge run` does (a window every 4 frames). "
+              "blocks). VAL real windows: the VAL real videos streamed as `edge run` does (frames sampled at the model's "
+              "clock, `sample_fps`, one stream per phase of that clock; a window every 4 sampled frames). "
               "An alarm window: the decision is an alarm class with calibrated probability >= its `start` in "
               "`edge/data/alarms.json`. Choice: most noise rejected, then fewest VAL real alarm windows, then AUROC.",
               "", "### Alarm rules replayed on validation streams (25 frames, the action somewhere inside; "

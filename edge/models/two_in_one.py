@@ -29,6 +29,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from edge.classify.decision import Calibration, load_alarm_rules, rules_to_config
+from edge.data.actions import CLIP_FPS
 from edge.flow import FLOW_BOUND
 from edge.kernels.convlstm.torch_op import ConvLSTMCell
 from edge.models.mobilenet_v2 import IMAGENET_MEAN, IMAGENET_STD, STAGES, MobileNetV2, mobilenet_v2_imagenet
@@ -66,6 +67,7 @@ class ClassifierConfig:
     feature_dropout: float = 0.2
     flow_bound: float = FLOW_BOUND
     mod_stage: int = MOD_STAGE   # backbone stage whose output the motion modulation scales and shifts (3 or 6)
+    sample_fps: float = CLIP_FPS  # the training clips' clock: the runtime feeds camera frames at this rate
 
     def __post_init__(self):
         if self.mod_stage not in MOD_STAGES:
@@ -278,6 +280,7 @@ def config(model: TwoInOne) -> dict:
         "rgb": {"layout": "NCHW", "channel_order": "RGB", "range": [0, 255], "normalisation": "inside network"},
         "clip_len": cfg.clip_len,
         "clip_frames": cfg.clip_len + 1,
+        "sample_fps": cfg.sample_fps,
         "feature_shape": [cfg.reduce, grid, grid],
         "state_shape": [cfg.hidden, grid, grid],
         "flow": {"method": "opencv_dis", "preset": "ultrafast", "computed_at": "input_size gray",

@@ -30,6 +30,7 @@ class RunPlan:
     heatmap: bool = False
     window: int | None = None
     stride: int | None = None
+    classifier_fps: float | None = None  # the classifier's clock (None: the manifest's sample_fps; 0: every frame)
     tracker_params: dict = field(default_factory=dict)
     queue_size: int = 4
     live_queue_size: int = 2
@@ -68,6 +69,10 @@ def _check(plan: RunPlan) -> None:
                          ("--max-reconnects", plan.max_reconnects, 0)):
         if v is not None and (not isinstance(v, int) or v < low):
             raise UserError(f"{what} must be an integer >= {low}, got {v!r}")
+    if plan.classifier_fps is not None and not (isinstance(plan.classifier_fps, (int, float))
+                                                and 0 <= plan.classifier_fps <= 1000):
+        raise UserError(f"--classifier-fps must be a number of frames per second in [0, 1000] (0: every frame), "
+                        f"got {plan.classifier_fps!r}")
     if plan.threads is not None and (not isinstance(plan.threads, int) or plan.threads < 1):
         raise UserError(f"--threads must be an integer >= 1, got {plan.threads!r}")
     if plan.open_timeout is not None and not plan.open_timeout > 0:
@@ -155,7 +160,8 @@ def prepare(plan: RunPlan, on_event: Callable[[int, Event], None] | None = None)
         from edge.classify.runtime import ClassifierRuntime
         classifier = ClassifierRuntime(_engines(plan.classifier, "classifier", plan.remote, plan.threads, models,
                                                 plan.remote_shm),
-                                       window=plan.window, stride=plan.stride, alarms=plan.alarms)
+                                       window=plan.window, stride=plan.stride, alarms=plan.alarms,
+                                       sample_fps=plan.classifier_fps)
     pipe = Pipeline(streams, tracker=tracker, classifier=classifier, sinks=sinks, max_frames=plan.max_frames,
                     queue_size=plan.queue_size, live_queue_size=plan.live_queue_size, max_batch=plan.batch)
     if plan.display:
