@@ -166,8 +166,8 @@ def run(sources: PathLike | Sequence[PathLike], tracker: PathLike | EngineSet | 
 
 def run_plan(sources, tracker=None, init_box=None, classifier=None, out_video=None, events=None,
              max_frames=None, *, heatmap: bool = False, window: int | None = None, stride: int | None = None,
-             classifier_fps: float | None = None, tracker_params: Mapping | None = None, queue_size: int = 4, live_queue_size: int = 2,
-             batch: int = 8, max_reconnects: int | None = None, open_timeout: float | None = None,
+             classifier_fps: float | None = None, tracker_params: Mapping | None = None, queue_size: int = 4,
+             live_queue_size: int = 2, batch: int = 8, max_reconnects: int | None = None, open_timeout: float | None = None,
              status_interval: float = 0.0, display: bool = False, remote: str | None = None,
              remote_shm: bool = False, alarms: PathLike | None = None, threads: int | None = None):
     """The ``edge.stream.run.RunPlan`` of ``run``'s arguments (for callers that drive the pipeline)."""

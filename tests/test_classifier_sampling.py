@@ -3,8 +3,6 @@ training clips were made at (manifest ``sample_fps``), picked by timestamp; fram
 no encoder and carry the last label."""
 from __future__ import annotations
 
-import copy
-
 import numpy as np
 import pytest
 

@@ -26,7 +26,7 @@ import numpy as np
 
 from edge.classify.decision import Decider, Hysteresis, softmax  # noqa: F401 (Hysteresis, softmax re-exported)
 from edge.classify.preprocess import FrameStream
-from edge.classify.sampling import FrameSampler
+from edge.classify.sampling import FrameSampler, sample_rate
 from edge.errors import UserError
 from edge.events import Event
 from edge.runtime.base import Engine, Engines
@@ -156,10 +156,10 @@ class ClassifierRuntime:
                                                               else max(1, self.window // 2)))
         if self.window < 1 or self.stride < 1:
             raise UserError(f"classifier window and stride must be >= 1 (got {self.window}, {self.stride})")
-        fps = self.cfg.sample_fps if sample_fps is None else sample_fps
-        if fps is not None and not fps >= 0:
-            raise UserError(f"classifier sample rate must be >= 0 frames per second (0: every frame), got {fps}")
-        self.sample_fps = float(fps) if fps else None
+        try:
+            self.sample_fps = sample_rate(self.cfg.sample_fps if sample_fps is None else sample_fps)
+        except ValueError as e:
+            raise UserError(str(e)) from None
         self.labels = list(self.cfg.classes)
         self.hysteresis_args = dict(hysteresis or {})
         # calibration, open-set rule and per-class alarm rules: the manifest's, ``alarms`` overriding its rules

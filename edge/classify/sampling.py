@@ -13,13 +13,20 @@ the model's rate, exports without ``sample_fps``).
 from __future__ import annotations
 
 
+def sample_rate(fps: float | None) -> float | None:
+    """A checked classifier clock: frames per second, or None for every frame (``fps`` None or 0); a negative
+    or NaN rate is a ValueError."""
+    if fps is not None and not fps >= 0:
+        raise ValueError(f"classifier sample rate must be >= 0 frames per second (0: every frame), got {fps!r}")
+    return float(fps) if fps else None
+
+
 class FrameSampler:
     """``sampler(timestamp) -> bool``: is this frame one the model sees? One per stream, called in order."""
 
     def __init__(self, fps: float | None) -> None:
-        if fps is not None and not fps >= 0:
-            raise ValueError(f"classifier sample rate must be >= 0 frames per second, got {fps!r}")
-        self.period = 1.0 / float(fps) if fps else 0.0
+        fps = sample_rate(fps)
+        self.period = 1.0 / fps if fps else 0.0
         self.reset()
 
     def reset(self) -> None:

@@ -93,21 +93,21 @@ def val_real_streams(sample_fps: float | None = CLIP_FPS) -> dict[str, list[np.n
     """The VAL real videos as streams: the frames the runtime's classifier sees (``edge.classify.sampling``
     at ``sample_fps`` by the video's own timestamps), one stream per phase of the model's clock against the
     video's frames (``NAME@k``: sampling starts at frame k), so a short video still gives several windows."""
-    import cv2
+    import threading
 
     from edge.classify.sampling import FrameSampler
-    from edge.data.sequences import read_video
+    from edge.stream.sources import open_source
     out = {}
     for s in real_sources.videos("val"):
-        path = real_sources.video_path(s)
-        cap = cv2.VideoCapture(str(path))
-        fps = float(cap.get(cv2.CAP_PROP_FPS) or 0) or 25.0
-        cap.release()
-        frames = read_video(path)
-        phases = max(1, int(round(fps / sample_fps))) if sample_fps else 1
+        src = open_source(str(real_sources.video_path(s)))        # edge run's reader: its frames and timestamps
+        try:
+            frames = list(src.frames(threading.Event()))
+        finally:
+            src.close()
+        phases = max(1, int(round(src.fps / sample_fps))) if sample_fps else 1
         for k in range(phases):
             sampler = FrameSampler(sample_fps)
-            out[f"{s}@{k}" if phases > 1 else s] = [f for i, f in enumerate(frames[k:]) if sampler(i / fps)]
+            out[f"{s}@{k}" if phases > 1 else s] = [img for img, ts, _ in frames[k:] if sampler(ts)]
     return out
 
 
