@@ -2,6 +2,7 @@
 tracker boxes and classifier labels identical to driving the same engines directly, no torch."""
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 
@@ -115,19 +116,29 @@ def test_run_real_engines_on_real_clip(tmp_path, engine_dirs):
         assert frames[k]["label"] == labels[last][0], k
 
 
-def test_two_streams_keep_separate_tracker_state(engine_dirs):
-    """Two streams of the same clip with different boxes, batched classifier: each stream's boxes equal a
-    direct single-stream run."""
+@pytest.mark.parametrize("lanes", [1, 2])
+def test_two_streams_keep_separate_tracker_state(engine_dirs, lanes):
+    """Two streams of the same clip with different boxes, batched classifier, the trackers stepped in one
+    thread or in two lanes at once (shared engines): each stream's boxes equal a direct single-stream run."""
     trk, cls = load_engines(engine_dirs["tracker"]), load_engines(engine_dirs["classifier"])
     boxes = [BOX, (20.0, 60.0, 40.0, 40.0)]
     sink = Collect()
     pipe = Pipeline([StreamInput(open_source(str(CLIP)), b) for b in boxes], tracker=TrackerRuntime(trk),
-                    classifier=ClassifierRuntime(cls), sinks=[sink], max_frames=20)
+                    classifier=ClassifierRuntime(cls), sinks=[sink], max_frames=20, lanes=lanes)
+    assert pipe.lanes == lanes
     assert [s.processed for s in pipe.run()] == [20, 20]
     clip = read_clip(CLIP)[:20]
     for s, b in enumerate(boxes):
         got = np.array([r.box for r in sink.results if r.stream == s])
         np.testing.assert_allclose(got, np.array(direct_tracker_boxes(clip, trk, b)), atol=1e-3)
+
+
+def test_lanes_rule_follows_the_engines_threads(engine_dirs):
+    """CPU engines: as many lanes as the cores hold at the engines' threads each (one thread each: one per
+    core; as many threads as cores: one lane, no oversubscription)."""
+    cores = os.cpu_count() or 1
+    assert TrackerRuntime(load_engines(engine_dirs["tracker"], threads=1)).max_lanes == cores
+    assert TrackerRuntime(load_engines(engine_dirs["tracker"], threads=cores)).max_lanes == 1
 
 
 def test_target_hidden_by_noise_is_reported_lost_then_recovered(tmp_path, engine_dirs, rng):

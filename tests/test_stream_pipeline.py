@@ -324,3 +324,104 @@ def test_blas_runs_on_one_thread_while_the_pipeline_runs_and_is_restored_after()
         Pipeline([StreamInput(open_source(str(CLIP)), (1, 1, 4, 4))], tracker=model, max_frames=5).run()
         assert model.seen == {1}, (before, model.seen)
         assert blas_threads() == before
+
+
+def test_stream_inbox_takes_one_item_per_stream_round_robin():
+    """Hand-made case: stream 0 ran ahead by two items, stream 2 has one; a batch takes the oldest item of
+    each stream that has one, a full stream's put times out, and with room for one item a batch starts from
+    the stream after the last one served."""
+    import queue
+    from edge.stream.pipeline import StreamInbox
+    box = StreamInbox(3, per_stream=2)
+    box.put(0, "a0")
+    box.put(0, "a1")
+    box.put(2, "c0")
+    with pytest.raises(queue.Full):
+        box.put(0, "a2", timeout=0.01)
+    assert box.get_batch(8) == ["a0", "c0"]
+    assert box.get_batch(8) == ["a1"]
+    assert box.empty()
+    with pytest.raises(queue.Empty):
+        box.get_batch(8, timeout=0.01)
+    for i in range(3):
+        box.put(i, f"{i}x")
+        box.put(i, f"{i}y")
+    # the last batch served stream 0: the next one starts from stream 1
+    assert [box.get_batch(1) for _ in range(6)] == [["1x"], ["2x"], ["0x"], ["1y"], ["2y"], ["0y"]]
+
+
+class _Recording(_Model):
+    """A first model that records the streams of every step and how many steps ran at once (``delay`` s
+    each); ``lanes`` is what it allows (``max_lanes``); ``fail_stream`` raises on that stream's frame 5."""
+
+    def __init__(self, lanes=1, delay=0.0, fail_stream=None):
+        super().__init__()
+        self.max_lanes, self.delay, self.fail_stream = lanes, delay, fail_stream
+        self.batches, self.active, self.most, self.seen = [], 0, 0, {}
+        self.lock = threading.Lock()
+
+    def step(self, items):
+        with self.lock:
+            self.active += 1
+            self.most = max(self.most, self.active)
+            self.batches.append([f.stream for _, _, f in items])
+        time.sleep(self.delay)
+        with self.lock:
+            self.active -= 1
+            for _, _, f in items:
+                self.seen.setdefault(f.stream, []).append(f.index)
+        if any(f.stream == self.fail_stream and f.index == 5 for _, _, f in items):
+            raise ValueError(f"stream {self.fail_stream} failed at frame 5")
+        return super().step(items)
+
+
+def test_batches_hold_one_frame_per_stream():
+    """Three file streams: every inference batch holds at most one frame of each stream (a stream whose
+    prepare ran ahead waits for the next batch instead of filling this one), every frame comes out once, in
+    order per stream, and with inference the slowest stage (10 ms a step) most batches hold all three."""
+    model = _Recording(delay=0.01)
+    sink = Collect()
+    pipe = Pipeline([StreamInput(open_source(str(CLIP)), (1, 1, 4, 4), name=f"s{i}") for i in range(3)],
+                    tracker=model, sinks=[sink], max_frames=30)
+    assert [s.processed for s in pipe.run()] == [30, 30, 30]
+    assert all(len(b) == len(set(b)) for b in model.batches), model.batches
+    assert sum(len(b) == 3 for b in model.batches) >= 0.8 * len(model.batches)
+    for s in range(3):
+        assert [r.index for r in sink.results if r.stream == s] == list(range(30))
+
+
+@pytest.mark.parametrize("lanes", [1, 2])
+def test_lanes_step_streams_at_once(lanes):
+    """With two lanes the first model steps two streams' sessions at the same time (one in the inference
+    thread, one in a lane); with one, never. Either way every frame comes out once, in order per stream, and
+    each stream's frames reach the model in order."""
+    model = _Recording(lanes=lanes, delay=0.005)
+    sink = Collect()
+    pipe = Pipeline([StreamInput(open_source(str(CLIP)), (1, 1, 4, 4), name=f"s{i}") for i in range(2)],
+                    tracker=model, sinks=[sink], max_frames=20)
+    assert pipe.lanes == lanes
+    assert [s.processed for s in pipe.run()] == [20, 20]
+    assert model.most == lanes
+    assert model.threads == ({"infer", "infer-lane1"} if lanes == 2 else {"infer"})
+    for s in range(2):
+        assert model.seen[s] == list(range(20))
+        assert [r.index for r in sink.results if r.stream == s] == list(range(20))
+
+
+def test_lanes_are_capped_by_streams_and_checked():
+    one = StreamInput(open_source(str(CLIP)), (1, 1, 4, 4))
+    assert Pipeline([one], tracker=_Recording(lanes=4)).lanes == 1          # one stream: nothing to split
+    assert Pipeline([one], tracker=_Model()).lanes == 1                     # a runtime that does not say
+    from edge.errors import UserError
+    with pytest.raises(UserError, match="lanes must be an integer >= 1"):
+        Pipeline([one], tracker=_Model(), lanes=0)
+
+
+def test_error_in_a_lane_aborts_and_reraises():
+    """The second stream's step runs in the lane and fails there: run() re-raises it promptly."""
+    pipe = Pipeline([StreamInput(open_source(str(CLIP)), (1, 1, 4, 4)) for _ in range(2)],
+                    tracker=_Recording(lanes=2, fail_stream=1), max_frames=40)
+    t0 = time.monotonic()
+    with pytest.raises(ValueError, match="stream 1 failed at frame 5"):
+        pipe.run()
+    assert time.monotonic() - t0 < 3.0

@@ -40,6 +40,7 @@ class Engines:
     backend: str = "onnxruntime"
     precision: str = "fp32"
     composites: dict[str, Engine] = field(default_factory=dict)
+    threads: int | None = None      # CPU intra-op threads each network runs with (None: not known / not CPU)
 
     def __post_init__(self) -> None:
         if self.manifest is not None and not isinstance(self.manifest, Manifest):

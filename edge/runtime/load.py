@@ -65,4 +65,5 @@ def load_engines(engine_dir: str | Path, target: str | None = None, threads: int
     else:
         raise fpr.EngineMismatch(f"{engine_dir}: unknown backend {fp.backend!r}: {fpr.rebuild_hint(fp, engine_dir)}")
     # what the networks were built as (an int8 build keeps a network fp32 where int8 does not pay)
-    return Engines(nets, manifest, backend=fp.backend, precision=fp.network_precisions)
+    return Engines(nets, manifest, backend=fp.backend, precision=fp.network_precisions,
+                   threads=threads if fp.backend == "onnxruntime" else None)

@@ -8,6 +8,8 @@ one update per item; ``session.close(last_frame)`` gives the final events.
 """
 from __future__ import annotations
 
+import os
+
 from dataclasses import dataclass, field
 from typing import Mapping, Sequence
 
@@ -117,6 +119,18 @@ class TrackerRuntime:
         self.engines = engines
         self.params = params
         SiameseTracker(engines, params)       # validates the parameters once, up front
+
+    @property
+    def max_lanes(self) -> int:
+        """How many of this runtime's sessions (streams) may step at once in threads of their own
+        (``Pipeline``'s lanes; sessions share no state). CPU onnxruntime engines: as many as the cores hold at
+        the engines' intra-op threads each (a session takes concurrent runs, the numba ROI kernel releases the
+        GIL). Served engines: one per core (a gRPC client per thread: the server sees the streams' requests
+        together). 1 for TensorRT (one execution context and its buffers) and PyTorch (its own threads)."""
+        b, cores = self.engines.backend, os.cpu_count() or 1
+        if b == "onnxruntime":
+            return max(1, cores // (self.engines.threads or cores))
+        return cores if b.startswith("triton") else 1
 
     def tracker(self) -> SiameseTracker:
         return SiameseTracker(self.engines, self.params)
