@@ -120,3 +120,46 @@ def test_decision_agreement_is_what_counts_when_present():
     assert tolerances.check(r, REF, tol)["status"] == "pass"
     r["numerics"]["decision_agreement"] = 0.95
     assert tolerances.check(r, REF, tol)["status"] == "fail"
+
+
+def _seq_rows(ref_aucs, eng_aucs, precision="int8"):
+    """A reference and an engine row with per-sequence AUCs (the task AUC = their mean, as in edge.eval.otb)."""
+    def make(aucs, p):
+        seqs = {f"s{i}": {"auc": float(a)} for i, a in enumerate(aucs)}
+        return {"precision": p, "numerics": {"top1_agreement": 1.0},
+                "task": {"auc": float(np.mean(aucs)), "sequences": seqs}}
+    return make(eng_aucs, precision), make(ref_aucs, "fp32")
+
+
+def test_one_sequence_sent_elsewhere_is_noise_not_a_failure(rng):
+    """Hand-made closed-loop case: 12 sequences agree within 0.01 and one goes from lost to tracked (+0.43):
+    the mean moves +0.036 (> 0.03), the paired interval contains 0, so the row passes with a note naming that
+    sequence."""
+    ref = rng.uniform(0.5, 0.9, 12)
+    eng = ref + rng.uniform(-0.01, 0.01, 12)
+    ref[1], eng[1] = 0.30, 0.73
+    r, base = _seq_rows(ref, eng)
+    assert r["task"]["auc"] - base["task"]["auc"] > 0.03
+    v = tolerances.check(r, base, tolerances.load())
+    assert v["status"] == "pass" and not v["failures"], v
+    assert "s1 moved most (+0.430)" in v["notes"][0] and "contains 0" in v["notes"][0]
+
+
+@pytest.mark.parametrize("shift", [-0.04, +0.04])
+def test_a_shift_on_every_sequence_still_fails(rng, shift):
+    """The same mean change spread over every sequence is significant: fail, either direction."""
+    ref = rng.uniform(0.5, 0.9, 12)
+    eng = ref + shift + rng.uniform(-0.005, 0.005, 12)
+    r, base = _seq_rows(ref, eng)
+    v = tolerances.check(r, base, tolerances.load())
+    assert v["status"] == "fail" and "success AUC delta" in v["failures"][0] and "notes" not in v
+
+
+def test_paired_interval_matches_a_hand_count():
+    """Two items, differences 0 and 1: every bootstrap mean is 0, 0.5 or 1 with odds 1:2:1, so the 95 %
+    interval is [0, 1]; one item: the interval is that item."""
+    from edge.eval.paired import mean_difference_interval
+    assert mean_difference_interval([0.0, 1.0]) == (0.0, 1.0)
+    assert mean_difference_interval([0.25]) == (0.25, 0.25)
+    with pytest.raises(ValueError):
+        mean_difference_interval([])

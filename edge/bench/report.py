@@ -98,7 +98,8 @@ def markdown(report: dict) -> str:
                       _f(num.get("min_cosine"), "{:.5f}")]
             v = row.get("verdict") or {}
             status = v.get("status", "ref")
-            cells.append(status + (": " + "; ".join(v["failures"]) if v.get("failures") else ""))
+            cells.append(status + (": " + "; ".join(v["failures"]) if v.get("failures") else "")
+                         + (" (" + "; ".join(v["notes"]) + ")" if v.get("notes") else ""))
             lines.append("| " + " | ".join(str(c) for c in cells) + " |")
         lines += attribute_table(m)
         for note in m.get("notes", []):

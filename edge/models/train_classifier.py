@@ -351,9 +351,9 @@ def mcnemar_exact(first_ok: np.ndarray, second_ok: np.ndarray) -> tuple[int, int
 
 def paired_bootstrap(first_ok: np.ndarray, second_ok: np.ndarray, reps: int = 10000, seed: int = 0):
     """95 % bootstrap interval (clips resampled, pairs kept) of accuracy(second) - accuracy(first)."""
-    idx = np.random.default_rng(seed).integers(0, len(first_ok), (reps, len(first_ok)))
-    d = second_ok[idx].mean(1) - first_ok[idx].mean(1)
-    return float(np.quantile(d, 0.025)), float(np.quantile(d, 0.975))
+    from edge.eval.paired import mean_difference_interval
+    return mean_difference_interval(np.asarray(second_ok, np.float64) - np.asarray(first_ok, np.float64),
+                                    reps=reps, seed=seed)
 
 
 def compare(specs: list[str], count: int, cache: Path | None, windows=(8, 4), fresh_from: int = 120) -> dict:
