@@ -36,25 +36,30 @@ class Footage:
 
 
 def load_held_back(max_frames: int | None = None, log: Callable[[str], None] = print) -> list[Footage]:
-    """The held-back real videos installed here (``edge.data.real_sources.held_back_videos``)."""
-    import cv2
+    """The held-back real videos installed here (``edge.data.real_sources.held_back_videos``), read as
+    ``edge run`` reads a file (``VideoFileSource``: its frames and its frame-rate rule)."""
+    import threading
 
     from edge.data import real_sources
+    from edge.errors import UserError
+    from edge.stream.sources import VideoFileSource
     out = []
     for source, path in real_sources.held_back_videos():
-        cap = cv2.VideoCapture(str(path))
-        fps = float(cap.get(cv2.CAP_PROP_FPS) or 0) or 25.0
+        try:
+            src = VideoFileSource(path)
+        except (UserError, OSError) as e:
+            log(f"[classifier] held-back footage {path}: {e}; skipped")
+            continue
         frames = []
         try:
-            while max_frames is None or len(frames) < max_frames:
-                ok, f = cap.read()
-                if not ok:
+            for img, _, _ in src.frames(threading.Event()):
+                frames.append(img)
+                if max_frames is not None and len(frames) >= max_frames:
                     break
-                frames.append(f)
         finally:
-            cap.release()
+            src.close()
         if len(frames) >= 2:
-            out.append(Footage(source.split(":", 1)[1], frames, fps))
+            out.append(Footage(source.split(":", 1)[1], frames, src.fps))
         else:
             log(f"[classifier] held-back footage {path}: no readable frames, skipped")
     return out
