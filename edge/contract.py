@@ -312,6 +312,7 @@ class NetworkPlan:
     files: Mapping[str, str]
     stages: tuple[Stage, ...] = ()
     raw: Mapping[str, Any] = field(default_factory=dict, repr=False, compare=False)
+    probed_file: str | None = None      # the kept probed form of a tracker's search (``search_probed``)
 
     @classmethod
     def from_dict(cls, name: str, d: Mapping, fallback_precision: str, where: str) -> "NetworkPlan":
@@ -325,8 +326,14 @@ class NetworkPlan:
         _need(d["kind"] != "onnxruntime+numba" or bool(stages), f"{w}: a split network needs its stages")
         _need(all(st.file in files for st in stages if st.kind == "onnxruntime"),
               f"{w}: every onnxruntime stage needs one of the network's files")
-        _need(d["kind"] == "onnxruntime+numba" or len(files) == 1, f"{w}: a {d['kind']} network has one file")
-        return cls(d["kind"], str(d.get("precision") or fallback_precision), dict(files), stages, dict(d))
+        probed = d.get("probed") or {}
+        _need(isinstance(probed, Mapping), f"{w}: 'probed' is not an object")
+        probed_file = probed.get("file") if probed.get("kept") else None
+        _need(probed_file is None or probed_file in files, f"{w}: its probed form {probed_file!r} is not one of its files")
+        _need(d["kind"] == "onnxruntime+numba" or len(files) == 1 + bool(probed_file),
+              f"{w}: a {d['kind']} network has one file")
+        return cls(d["kind"], str(d.get("precision") or fallback_precision), dict(files), stages, dict(d),
+                   probed_file)
 
 
 @dataclass(frozen=True)

@@ -51,7 +51,8 @@ def _onnx_source(fp: dict, engine_dir: Path, net: str) -> Path:
     src = Path(fp.get("source_dir") or "") / (entry.get("source") or f"{net}.onnx")
     if src.is_file() and entry.get("source_sha256") in (None, sha256_file(src)):
         return src
-    files = list(entry.get("files", {}))
+    probed = (entry.get("probed") or {}).get("file")
+    files = [f for f in entry.get("files", {}) if f != probed]
     if entry.get("kind") == "onnxruntime" and len(files) == 1:
         return engine_dir / files[0]
     raise UserError(f"{engine_dir}: network {net} was built as {entry.get('kind')} ({', '.join(files)}) and its "

@@ -165,3 +165,36 @@ def test_target_hidden_by_noise_is_reported_lost_then_recovered(tmp_path, engine
     assert back and 14 <= back[0] < 24 and frames[-1]["lost"] is False
     held = [f["box"] for f in frames if f["lost"]]
     assert all(b == held[0] for b in held)
+
+
+def test_build_tries_the_probed_search_and_keeps_it_only_when_faster(engine_dirs, rng):
+    """The CPU build times the tracker's search with the read-outs inside the graph against the embeddings
+    out + the product in numpy, and records both. Where it kept the probed form, the loaded composite
+    ``search_probed`` returns the plain search's scores and ``embeddings @ probes^T`` for fresh probes (the
+    reference: the plain engine and numpy) and the tracker's boxes follow the plain search's; where it did
+    not, there is no composite."""
+    from edge.runtime import fingerprint as fpr
+    from edge.runtime.feeds import load_examples
+    plan = fpr.read(engine_dirs["tracker"]).networks["search"]
+    probed = plan.raw["probed"]
+    assert set(probed["timings_ms"]) == {"probed", "embeddings_then_numpy"} and probed["max_rel_err"] < 1e-4
+    assert probed["kept"] == (probed["timings_ms"]["probed"] < probed["timings_ms"]["embeddings_then_numpy"])
+    eng = load_engines(engine_dirs["tracker"])
+    if not probed["kept"]:
+        assert eng.composites == {} and plan.probed_file is None
+        return
+    assert plan.probed_file == probed["file"] and list(eng.composites) == ["search_probed"]
+    feeds, _ = load_examples(engine_dirs["tracker"], "search")
+    emb = eng.config.search_embeddings
+    dim = next(o for o in eng["search"].outputs if o.name == emb).shape[1]
+    probes = rng.standard_normal((5, dim)).astype(np.float32)
+    plain = eng["search"].run(feeds)
+    got = eng.composites["search_probed"].run({**feeds, "probes": probes})
+    np.testing.assert_allclose(got["scores"], plain["scores"], rtol=1e-5, atol=1e-6)
+    ref = plain[emb].astype(np.float64) @ probes.T.astype(np.float64)
+    np.testing.assert_allclose(got["products"], ref, rtol=1e-4, atol=1e-4 * np.abs(ref).max())
+    clip = read_clip(CLIP)[:20]
+    without = load_engines(engine_dirs["tracker"])
+    without.composites.clear()
+    np.testing.assert_allclose(np.array(direct_tracker_boxes(clip, eng, BOX)),
+                               np.array(direct_tracker_boxes(clip, without, BOX)), atol=1e-2)

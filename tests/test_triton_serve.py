@@ -231,8 +231,10 @@ def test_remote_tracker_reads_products_and_follows_the_local_boxes(server, engin
     frames = [cap.read()[1] for _ in range(25)]
     cap.release()
     box = [60, 30, 60, 70]
-    trackers = [SiameseTracker(load_engines(engines["tracker"])), SiameseTracker(load_remote_engines(server.url, "tracker"))]
-    assert trackers[0]._probed is None and trackers[1]._probed is not None       # in-process: no composite
+    local = load_engines(engines["tracker"])
+    local.composites.clear()            # the reference: the plain search, products in numpy
+    trackers = [SiameseTracker(local), SiameseTracker(load_remote_engines(server.url, "tracker"))]
+    assert trackers[0]._probed is None and trackers[1]._probed is not None
     before = {m: _exec_counts(server, m)[0] for m in ("tracker_search", "tracker_search_probed")}
     boxes = [[], []]
     for tr, out in zip(trackers, boxes):

@@ -145,7 +145,9 @@ def _build(export_dir: Path, target: str, precision: str, out_dir: Path, tgt: di
         for name, net in manifest["networks"].items():
             if backend == "onnxruntime":
                 from edge.runtime.build_cpu import build_network
-                nets[name] = build_network(export_dir, stage, name, net, precision, threads, roi_kernel, log)
+                from edge.runtime.probes import probed_output
+                nets[name] = build_network(export_dir, stage, name, net, precision, threads, roi_kernel, log,
+                                           probe_output=probed_output(manifest, name))
             else:
                 nets[name] = _build_trt_network(trt, export_dir, stage, name, net, precision, tgt, registered,
                                                 use_dla, stage / cache_name, plugin_info, log)

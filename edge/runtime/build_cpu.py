@@ -24,8 +24,10 @@ from edge.errors import UserError
 from edge.runtime.feeds import load_examples
 from edge.runtime.graph_cleanup import clean
 from edge.fileio import atomic_write_bytes, sha256_bytes
-from edge.runtime.ort_backend import OrtEngine, SplitEngine, net_specs as specs, session
+from edge.runtime.ort_backend import (OrtEngine, SplitEngine, net_specs as specs, probed_engine, probed_segment,
+                                      session)
 from edge.runtime.precision import PAYS_RATIO, int8_pays
+from edge.runtime.probes import PROBES, PRODUCTS, run_probed
 from edge.runtime.split import has_roi_pool, is_roi_pool, split_at_roi_pool
 from edge.timing import fastest_ms
 
@@ -138,14 +140,61 @@ class _Candidate:
         return out
 
 
+def probed_graph(model: bytes, embeddings: str) -> bytes:
+    """The graph with its output ``embeddings`` [R, D] replaced by ``products`` [R, K] = embeddings @ probes^T,
+    ``probes`` [K, D] a new float32 input (``edge.runtime.probes``): the read-outs are taken inside the run,
+    and the R x D embeddings never leave it."""
+    m = onnx.load_from_string(model)
+    g = m.graph
+    emb = next(o for o in g.output if o.name == embeddings)
+    rows, dim = (d.dim_value or d.dim_param or None for d in emb.type.tensor_type.shape.dim)
+    g.input.append(onnx.helper.make_tensor_value_info(PROBES, onnx.TensorProto.FLOAT, [PROBES, dim]))
+    g.node.append(onnx.helper.make_node("Gemm", [embeddings, PROBES], [PRODUCTS], transB=1, name="edge_probes"))
+    outs = [onnx.helper.make_tensor_value_info(PRODUCTS, onnx.TensorProto.FLOAT, [rows, PROBES])
+            if o.name == embeddings else o for o in g.output]
+    del g.output[:]
+    g.output.extend(outs)
+    return m.SerializeToString()
+
+
+def _probed_form(net_name: str, engine, files: dict[str, bytes], embeddings: str, feeds: dict,
+                 threads: int | None, log) -> tuple[dict, bytes | None]:
+    """Build and time the probed form of a kept search engine (``probed_graph`` of the graph, or segment, that
+    outputs ``embeddings``) against the engine plus the product in numpy, interleaved; (fingerprint entry,
+    its graph bytes when kept else None). Kept when faster and equal within float tolerance."""
+    seg = probed_segment(engine, embeddings)
+    data = probed_graph(files[f"{net_name}.{seg}.ort.onnx" if seg else f"{net_name}.ort.onnx"], embeddings)
+    probed = probed_engine(engine, session(data, threads), embeddings)
+    dim = int(np.asarray(engine.run(feeds)[embeddings]).shape[1])
+    # the tracker's probes: the IoU head's weight and the box regression's 4 columns
+    pfeeds = {**feeds, PROBES: np.random.default_rng(0).standard_normal((5, dim)).astype(np.float32)}
+    ref, got = run_probed(engine, embeddings, pfeeds)[PRODUCTS], probed.run(pfeeds)[PRODUCTS]
+    err = float(np.max(np.abs(got - ref)) / max(float(np.max(np.abs(ref))), 1e-12))
+    t = fastest_ms({"embeddings_then_numpy": lambda: run_probed(engine, embeddings, pfeeds),
+                    "probed": lambda: probed.run(pfeeds)}, warmup_runs=2, warmup_s=0.0, block=3, min_runs=9,
+                   max_runs=48, min_s=2.0)
+    kept = t["probed"] < t["embeddings_then_numpy"] and err <= 1e-4
+    name = f"{net_name}.{seg}.probed.ort.onnx" if seg else f"{net_name}.probed.ort.onnx"
+    log(f"{net_name}: probed read-outs inside the graph {t['probed']:.2f} ms vs embeddings out + numpy product "
+        f"{t['embeddings_then_numpy']:.2f} ms (relative error {err:.1e}): "
+        f"{'kept as ' + name if kept else 'not kept'}")
+    entry = {"kept": kept, "segment": seg, "timings_ms": {k: round(v, 4) for k, v in t.items()},
+             "max_rel_err": err}
+    if kept:
+        entry["file"] = name
+    return entry, data if kept else None
+
+
 def build_network(export_dir: Path, out_dir: Path, net_name: str, net: dict, precision: str,
-                  threads: int | None, roi_kernel: str = "auto", log=print) -> dict:
+                  threads: int | None, roi_kernel: str = "auto", log=print, probe_output: str | None = None) -> dict:
     """Build one network; writes its files into ``out_dir``; returns its fingerprint entry.
 
     Every candidate engine ({requested precision, fp32} x {one graph, numba split when tried}) is timed in
     one interleaved timing (``edge.timing.fastest_ms``); each precision is judged by its fastest form (``--roi-kernel numba``
     restricts that to the split), the requested precision is kept unless fp32 is faster, and the kept
-    precision's form is the faster one (or the forced one)."""
+    precision's form is the faster one (or the forced one). ``probe_output`` (a tracker's search embeddings):
+    also try the kept form with the read-outs inside (``probed_graph``; kept when faster, as the composite
+    ``search_probed`` the tracker then calls)."""
     feeds, ref = load_examples(export_dir, net_name)
     cands = {precision: _Candidate(precision, *source_graph(export_dir, net_name, net, precision), net_name,
                                    net, threads, roi_kernel)}
@@ -206,6 +255,10 @@ def build_network(export_dir: Path, out_dir: Path, net_name: str, net: dict, pre
             entry.update(kind="onnxruntime+numba", stages=stages)
             engine = chosen.split
         entry["numba_split_faster"] = faster
+    if probe_output is not None:
+        entry["probed"], data = _probed_form(net_name, engine, files, probe_output, feeds, threads, log)
+        if data is not None:
+            files[entry["probed"]["file"]] = data
     for name, data in files.items():
         atomic_write_bytes(out_dir / name, data)
     kept = f"onnxruntime+numba_split_{p}" if entry["kind"] == "onnxruntime+numba" else f"onnxruntime_{p}"

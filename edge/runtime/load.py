@@ -42,15 +42,20 @@ def load_engines(engine_dir: str | Path, target: str | None = None, threads: int
                                  f"{fpr.rebuild_hint(fp, engine_dir)}")
     fpr.verify_files(fp, engine_dir)
     fpr.verify_plugin(fp, engine_dir)
-    nets = {}
+    nets, composites = {}, {}
     if fp.backend == "onnxruntime":
         import onnxruntime as ort
-        from edge.runtime.ort_backend import load_network
+        from edge.runtime.ort_backend import load_network, probed_engine, session
+        from edge.runtime.probes import PROBED, probed_output
         fpr.check_backend_version(fp, engine_dir, ort.__version__, "onnxruntime")
         fpr.check_cpu_device(fp, engine_dir)
         threads = threads or fp.session.threads
         for name, plan in fp.networks.items():
             nets[name] = load_network(engine_dir, name, plan, manifest.networks[name], threads, spin=fp.session.spin)
+            if plan.probed_file and probed_output(manifest, name):
+                composites[PROBED] = probed_engine(nets[name], session(engine_dir / plan.probed_file, threads,
+                                                                       spin=fp.session.spin),
+                                                   probed_output(manifest, name))
     elif fp.backend == "tensorrt":
         from edge.runtime.trt_backend import TrtEngine, gpu_device, tensorrt_version
         fpr.check_gpu_device(fp, engine_dir, gpu_device())
@@ -66,4 +71,4 @@ def load_engines(engine_dir: str | Path, target: str | None = None, threads: int
         raise fpr.EngineMismatch(f"{engine_dir}: unknown backend {fp.backend!r}: {fpr.rebuild_hint(fp, engine_dir)}")
     # what the networks were built as (an int8 build keeps a network fp32 where int8 does not pay)
     return Engines(nets, manifest, backend=fp.backend, precision=fp.network_precisions,
-                   threads=threads if fp.backend == "onnxruntime" else None)
+                   composites=composites, threads=threads if fp.backend == "onnxruntime" else None)

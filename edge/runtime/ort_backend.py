@@ -1,6 +1,7 @@
 """onnxruntime engines (torch-free): one optimised graph, or graph segments with the numba ROI kernel between."""
 from __future__ import annotations
 
+import dataclasses
 import os
 from pathlib import Path
 from typing import Mapping, Sequence
@@ -108,6 +109,31 @@ class SplitEngine:
         return {s.name: env[s.name] for s in self.outputs}
 
 
+def probed_segment(engine: "OrtEngine | SplitEngine", embeddings: str) -> str | None:
+    """The segment of a split ``engine`` whose graph outputs ``embeddings`` (None: a one-graph engine)."""
+    if isinstance(engine, OrtEngine):
+        return None
+    return next(st.segment for st in reversed(engine.stages) if st.kind == "onnxruntime" and embeddings in st.outputs)
+
+
+def probed_engine(engine: "OrtEngine | SplitEngine", probed: ort.InferenceSession,
+                  embeddings: str) -> "OrtEngine | SplitEngine":
+    """The composite ``search_probed`` (``edge.runtime.probes``) of a CPU search ``engine``: the same engine with
+    the graph that outputs ``embeddings`` (the whole graph, or that segment) replaced by ``probed``, its form
+    that takes ``probes`` and outputs ``products`` instead (``edge.runtime.build_cpu.probed_graph``)."""
+    from edge.runtime.probes import PROBED, PROBES, PRODUCTS, probed_specs
+    ins, outs = probed_specs(engine.inputs, engine.outputs, embeddings)
+    if isinstance(engine, OrtEngine):
+        return OrtEngine(PROBED, probed, ins, outs)
+    seg = probed_segment(engine, embeddings)
+    stages = [dataclasses.replace(st, inputs=(*st.inputs, PROBES),
+                                  outputs=tuple(PRODUCTS if o == embeddings else o for o in st.outputs))
+              if st.segment == seg else st for st in engine.stages]
+    out = SplitEngine(PROBED, stages, {**engine.sessions, seg: probed}, ins, outs)
+    out._roi_parallel = engine._roi_parallel
+    return out
+
+
 def net_specs(net: dict) -> tuple[list[TensorSpec], list[TensorSpec]]:
     """(inputs, outputs) of one network entry of a ``model.json`` dict."""
     m = NetworkManifest.from_dict(net.get("name", "network"), net, "model.json")
@@ -122,5 +148,5 @@ def load_network(engine_dir: Path, net_name: str, plan: NetworkPlan, net: Networ
         sessions = {st.segment: session(engine_dir / st.file, threads, spin=spin)
                     for st in plan.stages if st.kind == "onnxruntime"}
         return SplitEngine(net_name, plan.stages, sessions, ins, outs, threads)
-    (file,) = plan.files
+    (file,) = [f for f in plan.files if f != plan.probed_file]
     return OrtEngine(net_name, session(engine_dir / file, threads, spin=spin), ins, outs)

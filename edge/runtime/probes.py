@@ -4,7 +4,9 @@ Besides the template score, everything the tracker reads from a candidate's embe
 head (``edge.tracking.head``: one [D] weight) and the box regression (``RidgeRegressor``: [D, 4]). Stacked as
 ``probes`` [K, D] they turn the search's ``embeddings`` [R, D] into ``products`` [R, K] = E @ P^T. One home for
 that product: ``edge serve`` offers ``<model>_search_probed`` (the search network followed by it, inside the
-server), so a remote frame returns R x K numbers instead of R x D embeddings (256 x 2048 float32 = 2 MB).
+server), so a remote frame returns R x K numbers instead of R x D embeddings (256 x 2048 float32 = 2 MB); a
+CPU build keeps the product inside the graph where that is faster (``edge.runtime.build_cpu.probed_graph``,
+loaded as the composite ``search_probed``), so the embeddings never leave the run.
 """
 from __future__ import annotations
 
@@ -12,7 +14,7 @@ from typing import Mapping
 
 import numpy as np
 
-from edge.contract import Manifest
+from edge.contract import Manifest, TensorSpec
 from edge.runtime.base import Engine
 
 #: the composite network ``edge serve`` offers next to a tracker's search when the search returns embeddings
@@ -30,13 +32,29 @@ def probed_network(search: dict, embeddings: str) -> dict:
                         {"name": PRODUCTS, "dtype": "float32", "shape": [rows, PROBES]}]}
 
 
+def probed_specs(inputs, outputs, embeddings: str) -> tuple[list[TensorSpec], list[TensorSpec]]:
+    """``probed_network``'s (inputs, outputs) as ``TensorSpec`` lists, from a search engine's own."""
+    net = probed_network({"inputs": [vars(s) | {"shape": list(s.shape)} for s in inputs],
+                          "outputs": [vars(s) | {"shape": list(s.shape)} for s in outputs]}, embeddings)
+    return ([TensorSpec.from_dict(d, PROBED) for d in net["inputs"]],
+            [TensorSpec.from_dict(d, PROBED) for d in net["outputs"]])
+
+
 def manifest_probed_network(manifest: Mapping) -> dict | None:
     """``probed_network`` of a ``model.json``'s search when it is a tracker whose search returns embeddings (and
     has no network of that name already), else None: what ``edge serve`` hosts and a client looks for."""
-    m = Manifest.from_dict(manifest)
-    if m.kind != "tracker" or not m.config.search_embeddings or PROBED in manifest["networks"]:
+    emb = probed_output(manifest, "search")
+    if emb is None or PROBED in manifest["networks"]:
         return None
-    return probed_network(manifest["networks"]["search"], m.config.search_embeddings)
+    return probed_network(manifest["networks"]["search"], emb)
+
+
+def probed_output(manifest: Mapping, net_name: str) -> str | None:
+    """The output a probed form of network ``net_name`` replaces: a tracker's search embeddings, else None."""
+    m = manifest if isinstance(manifest, Manifest) else Manifest.from_dict(manifest)
+    if m.kind != "tracker" or net_name != "search":
+        return None
+    return m.config.search_embeddings or None
 
 
 def products(embeddings: np.ndarray, probes: np.ndarray) -> np.ndarray:

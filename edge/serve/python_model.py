@@ -56,7 +56,9 @@ class TritonPythonModel:
             search, emb = self.engine, engines.config.search_embeddings
             self.in_names = [*self.in_names, PROBES]
             self.out_names = [n if n != emb else PRODUCTS for n in self.out_names]
-            self.run = lambda feeds: run_probed(search, emb, feeds)
+            # the build's probed form where it kept one (the read-outs inside the run), else the product here
+            probed = engines.composites.get(PROBED)
+            self.run = probed.run if probed is not None else (lambda feeds: run_probed(search, emb, feeds))
         elif params.get(PARAM_COMPOSITE):
             raise ValueError(f"unknown edge composite model {params[PARAM_COMPOSITE]!r}")
         self.calls = self.batched_requests = 0

@@ -8,7 +8,8 @@ recognises: it left the frame, the box keeps following). Reported boxes always l
 search crop is centred on the box moved by its smoothed velocity (``motion_lr``; reset while lost).
 Non-finite engine outputs are never picked: NaN candidates are skipped, all-NaN scores count as lost, a NaN
 regression keeps the unregressed box (``nonfinite_updates`` counts such updates).
-When the engines offer ``search_probed`` (a served tracker: ``edge.runtime.probes``) the search returns the
+When the engines offer ``search_probed`` (a served tracker, or a CPU build that kept its probed form:
+``edge.runtime.probes``) the search returns the
 products of the candidates' embeddings with the IoU head's and the box regression's weights instead of the
 embeddings themselves: the same read-outs, R x 5 numbers per frame instead of R x D.
 """
