@@ -332,22 +332,24 @@ def test_stream_inbox_takes_one_item_per_stream_round_robin():
     the stream after the last one served."""
     import queue
     from edge.stream.pipeline import StreamInbox
-    box = StreamInbox(3, per_stream=2)
+    box = StreamInbox(3, 8, per_stream=2)
     box.put(0, "a0")
     box.put(0, "a1")
     box.put(2, "c0")
     with pytest.raises(queue.Full):
         box.put(0, "a2", timeout=0.01)
-    assert box.get_batch(8) == ["a0", "c0"]
-    assert box.get_batch(8) == ["a1"]
+    assert box.get() == ["a0", "c0"]
+    assert box.get() == ["a1"]
     assert box.empty()
     with pytest.raises(queue.Empty):
-        box.get_batch(8, timeout=0.01)
+        box.get(timeout=0.01)
+    one = StreamInbox(3, 1, per_stream=2)         # room for one item per batch
+    one.put(0, "0a")
+    assert one.get() == ["0a"]                    # served stream 0 last: the next batch starts from stream 1
     for i in range(3):
-        box.put(i, f"{i}x")
-        box.put(i, f"{i}y")
-    # the last batch served stream 0: the next one starts from stream 1
-    assert [box.get_batch(1) for _ in range(6)] == [["1x"], ["2x"], ["0x"], ["1y"], ["2y"], ["0y"]]
+        one.put(i, f"{i}x")
+        one.put(i, f"{i}y")
+    assert [one.get() for _ in range(6)] == [["1x"], ["2x"], ["0x"], ["1y"], ["2y"], ["0y"]]
 
 
 class _Recording(_Model):

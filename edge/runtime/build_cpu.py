@@ -165,7 +165,7 @@ def _probed_form(net_name: str, engine, files: dict[str, bytes], embeddings: str
     seg = probed_segment(engine, embeddings)
     data = probed_graph(files[f"{net_name}.{seg}.ort.onnx" if seg else f"{net_name}.ort.onnx"], embeddings)
     probed = probed_engine(engine, session(data, threads), embeddings)
-    dim = int(np.asarray(engine.run(feeds)[embeddings]).shape[1])
+    dim = next(s for s in engine.outputs if s.name == embeddings).dim(1)      # static: the probes' width
     # the tracker's probes: the IoU head's weight and the box regression's 4 columns
     pfeeds = {**feeds, PROBES: np.random.default_rng(0).standard_normal((5, dim)).astype(np.float32)}
     ref, got = run_probed(engine, embeddings, pfeeds)[PRODUCTS], probed.run(pfeeds)[PRODUCTS]

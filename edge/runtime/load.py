@@ -52,10 +52,10 @@ def load_engines(engine_dir: str | Path, target: str | None = None, threads: int
         threads = threads or fp.session.threads
         for name, plan in fp.networks.items():
             nets[name] = load_network(engine_dir, name, plan, manifest.networks[name], threads, spin=fp.session.spin)
-            if plan.probed_file and probed_output(manifest, name):
+            emb = probed_output(manifest, name) if plan.probed_file else None
+            if emb:
                 composites[PROBED] = probed_engine(nets[name], session(engine_dir / plan.probed_file, threads,
-                                                                       spin=fp.session.spin),
-                                                   probed_output(manifest, name))
+                                                                       spin=fp.session.spin), emb)
     elif fp.backend == "tensorrt":
         from edge.runtime.trt_backend import TrtEngine, gpu_device, tensorrt_version
         fpr.check_gpu_device(fp, engine_dir, gpu_device())

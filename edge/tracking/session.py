@@ -9,7 +9,6 @@ one update per item; ``session.close(last_frame)`` gives the final events.
 from __future__ import annotations
 
 import os
-
 from dataclasses import dataclass, field
 from typing import Mapping, Sequence
 
