@@ -16,6 +16,10 @@ Rows, run in turn sequence by sequence (load from other processes hits every row
 AUC, precision@20, FPS (update calls only; frames decoded beforehand) overall, per attribute and on the
 scale-variation subset; the goals of issue 10 checked at the end. Every row uses ``--threads`` threads.
 
+Then the same rows on **real footage** (``edge.bench.real_tracking``: clips of the installed asset packages with
+boxes drawn by hand on some frames, ``edge/data/real_tracking.json``; scored on those frames only; skipped when
+the clips are not installed, ``--no-real``): a few sequences, so read them per sequence, not as a ranking.
+
     .venv/bin/python bench/tracking.py [--count 24] [--length 100] [--threads 1] [--weights PATH] [--no-int8]
 """
 from __future__ import annotations
@@ -39,8 +43,9 @@ from edge.fileio import atomic_write_bytes, atomic_write_json  # noqa: E402
 from edge.tracking import SiameseTracker  # noqa: E402
 
 
-# the first release's tracker (before issue 10): template cosine only, scale step 1.05, search centred on the box
-RELEASE = {"head_weight": 0.0, "scale_step": 1.05, "motion_lr": 0.0}
+# the first release's tracker (before issue 10): template cosine only, scale step 1.05, search centred on the box,
+# no re-detection
+RELEASE = {"head_weight": 0.0, "scale_step": 1.05, "motion_lr": 0.0, "redetect_frames": 0}
 RELEASE_ROW = "PyTorch release tracker"
 REF_ROW = "PyTorch (shipped tracker)"
 UNTRAINED_ROW = "PyTorch untrained (ImageNet)"
@@ -96,6 +101,24 @@ def summarize(per_seq: dict, seqs: list) -> dict:
     e2e = latency_stats(times)
     task["fps"] = e2e["fps"] = e2e["throughput"]
     return {"task": task, "speed": {"end_to_end": e2e}}
+
+
+def real_section(res: dict, seqs: list) -> dict:
+    """Per row: the mean AUC / precision@20 / success at IoU 0.5 over the real sequences, and each sequence's
+    (scored on the frames with a drawn box)."""
+    out = {"sequences": {s.name: {"frames": len(s.frames), "scored": int(np.isfinite(s.gt[:, 0]).sum()) - 1,
+                                  "attributes": list(s.attributes)} for s in seqs}, "rows": {}}
+    for n, per in res.items():
+        seq = {}
+        for s in seqs:
+            gt = s.gt.copy()
+            gt[0] = np.nan                          # the init frame is not a tracking result
+            ev = otb.evaluate(per[s.name][2], gt)
+            seq[s.name] = {"auc": ev["auc"], "precision20": ev["precision"],
+                           "success50": float(np.mean(ev["ious"] > 0.5))}
+        out["rows"][n] = {k: float(np.mean([v[k] for v in seq.values()])) for k in ("auc", "precision20", "success50")}
+        out["rows"][n]["sequences"] = seq
+    return out
 
 
 def goals(rows: dict) -> list[dict]:
@@ -157,6 +180,18 @@ def markdown(rep: dict) -> str:
             for x in rep["goals"]]
     for note in rep["notes"]:
         lines.append(f"- {note}")
+    real = rep.get("real")
+    if real:
+        names = list(real["sequences"])
+        lines += ["", f"## Real footage ({len(names)} sequences, boxes drawn by hand; "
+                  f"{sum(v['scored'] for v in real['sequences'].values())} frames scored)", "",
+                  "AUC / success at IoU 0.5 per sequence, then the mean. Few sequences: read them one by one.", "",
+                  "| Row | " + " | ".join(names) + " | mean AUC | mean P@20 |", "|---|" + "---|" * (len(names) + 2)]
+        for n, r in real["rows"].items():
+            cells = [f"{r['sequences'][x]['auc']:.3f} / {r['sequences'][x]['success50']:.2f}" for x in names]
+            lines.append(f"| {n} | " + " | ".join(cells) + f" | {r['auc']:.3f} | {r['precision20']:.3f} |")
+        lines += [""] + [f"- {x}: {v['frames']} frames, {v['scored']} scored, {', '.join(v['attributes'])}"
+                         for x, v in real["sequences"].items()]
     return "\n".join(lines) + "\n"
 
 
@@ -172,6 +207,7 @@ def main(argv=None) -> int:
     ap.add_argument("--no-engines", action="store_true", help="PyTorch and OpenCV rows only")
     ap.add_argument("--no-anchors", action="store_true", help="skip the OpenCV rows")
     ap.add_argument("--params", default=None, help="tracker parameters (JSON) for every SINT row")
+    ap.add_argument("--no-real", action="store_true", help="skip the real-footage sequences")
     ap.add_argument("--reuse", action="store_true", help="keep exports/engines already in --work")
     ap.add_argument("--work", default="bench/results/tracking_work")
     ap.add_argument("--out", default="bench/results", help="tracking.json / tracking.md / tracking_plots/")
@@ -222,6 +258,12 @@ def main(argv=None) -> int:
            "data": f"{len(seqs)} generated sequences x {a.length} frames (seeds {a.seed}.., {data})",
            "attribute_counts": counts, "attribute_names": ATTRIBUTES, "rows": rows, "notes": notes}
     rep["goals"] = goals(rows)
+    if not a.no_real:
+        from edge.bench.real_tracking import real_sequences
+        real = real_sequences(log=log)
+        if real:
+            log(f"real footage: {len(real)} sequences")
+            rep["real"] = real_section(run_rows(makers, real), real)
     rep = clean(rep)
     atomic_write_json(out / f"{a.tag}.json", rep)
     atomic_write_bytes(out / f"{a.tag}.md", markdown(rep).encode())

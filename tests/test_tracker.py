@@ -257,6 +257,27 @@ def test_lost_rule_holds_box_widens_and_recovers(engines):
     np.testing.assert_array_equal(tr.template, fresh.template)
 
 
+def test_redetection_is_inert_while_the_pick_is_confident(engines, rng):
+    # the second search runs only when the pick's predicted IoU is below lost_confidence: on an easy sequence it
+    # never fires and the boxes equal a run without it
+    seq = render_sequence(int(rng.integers(0, 10_000)), length=12)
+    runs = {}
+    for frames in (50, 0):
+        tr = SiameseTracker(engines, {"redetect_frames": frames})
+        searches = []
+        tr._search = (lambda f: lambda *a: searches.append(1) or f(*a))(tr._search)
+        boxes, _ = otb.run_sequence(tr, seq.frames, seq.boxes[0])
+        runs[frames] = (boxes, tr.redetections, len(searches))
+    if runs[50][2] == runs[0][2]:                        # no second search happened
+        np.testing.assert_array_equal(runs[50][0], runs[0][0])
+        assert runs[50][1] == 0
+    else:                                                # it searched again: only ever on an unsure pick
+        assert runs[50][2] > runs[0][2]
+    assert runs[0][1] == 0
+    with pytest.raises(ValueError, match="redetect_frames must be >= 0"):
+        TrackerParams(redetect_frames=-1)
+
+
 @pytest.mark.parametrize("box, msg", [
     ([10, 10, 0, 20], "zero or negative size"),
     ([10, 10, 20, -5], "zero or negative size"),

@@ -6,6 +6,10 @@ sum of cosines) and ``lost`` (score below ``lost_threshold`` or the pick mostly 
 held and the next search widened; or, with the IoU head, a target at the frame's border that the head no longer
 recognises: it left the frame, the box keeps following). Reported boxes always lie inside the frame. Each
 search crop is centred on the box moved by its smoothed velocity (``motion_lr``; reset while lost).
+Re-detection (``redetect_frames``): while the pick is unsure (the head's predicted IoU below ``lost_confidence``)
+the crop around the last confidently tracked box is searched as well and taken when the head is confident there:
+an occluder passing in front takes the best candidate with it, the target reappears where it was
+(``redetections`` counts them).
 Non-finite engine outputs are never picked: NaN candidates are skipped, all-NaN scores count as lost, a NaN
 regression keeps the unregressed box (``nonfinite_updates`` counts such updates).
 When the engines offer ``search_probed`` (a served tracker, or a CPU build that kept its probed form:
@@ -15,7 +19,7 @@ embeddings themselves: the same read-outs, R x 5 numbers per frame instead of R 
 """
 from __future__ import annotations
 
-from typing import Mapping, Sequence
+from typing import Mapping, NamedTuple, Sequence
 
 import numpy as np
 
@@ -50,6 +54,18 @@ def check_box(box, image_shape: Sequence[int]) -> np.ndarray:
     return b
 
 
+class _Look(NamedTuple):
+    crop: Crop
+    patch: np.ndarray
+    rois: np.ndarray
+    scores: np.ndarray
+    embeddings: np.ndarray | None
+    products: np.ndarray | None
+    sel: np.ndarray
+    iou: np.ndarray | None
+    best: int
+
+
 class SiameseTracker:
     """All tracker logic except the two networks, which run through ``engines['template'|'search']``."""
 
@@ -75,6 +91,9 @@ class SiameseTracker:
         self._searching = False         # lost by score: box held, next search widened
         self._left = False              # left the frame (border + low head confidence): lost, box follows
         self.nonfinite_updates = 0      # updates where the engine returned NaN/inf (guarded, counted)
+        self.redetections = 0           # updates that took the target back at its last confident box
+        self._anchor: tuple[np.ndarray, int] | None = None    # (last confident box, its frame number)
+        self._frame = 0
 
     # -- networks -----------------------------------------------------------------------------------
     def _embed(self, image_nchw: np.ndarray, boxes_xyxy: np.ndarray) -> np.ndarray:
@@ -104,6 +123,7 @@ class SiameseTracker:
         self.init_wh = b[2:].copy()
         self.box = b.copy()
         self._velocity = np.zeros(2)
+        self._anchor, self._frame = (self.box.copy(), 0), 0
         self.lost = self._searching = self._left = False
         crop = self._crop(self.box, 1.0)
         patch = crop_region(image, crop)
@@ -177,22 +197,22 @@ class SiameseTracker:
         widen = p.lost_search_ratio if self._searching else 1.0
         if self._searching:
             self._velocity[:] = 0.0
+        self._frame += 1
         centre0 = self.box[:2] + self.box[2:] / 2
-        crop = self._crop(np.concatenate([self.box[:2] + self._velocity, self.box[2:]]), widen)
-        patch = crop_region(image, crop)
-        wh = self.box[2:] * crop.scale
-        rois = sample_candidates(self.size, wh, p.num_candidates, p.num_angles, p.max_radius * min(widen, 1.5),
-                                 p.scale_step, p.num_scales)
-        scores, embeddings, products = self._search(patch, rois)
-        sel, iou = self._selection(scores, embeddings, products, rois, wh)
-        finite = np.isfinite(sel) & np.isfinite(scores)
-        if not finite.all():            # a failing engine: never pick a NaN; nothing finite = lost, box held
-            self.nonfinite_updates += 1
-            if not finite.any():
-                self.last_score, self.lost = float("nan"), True
-                return self._report(self.box)
-            sel = np.where(finite, sel, -np.inf)
-        best = int(np.argmax(sel))
+        look = self._look(image, np.concatenate([self.box[:2] + self._velocity, self.box[2:]]), widen)
+        if look is None:                # a failing engine: nothing finite = lost, box held
+            self.last_score, self.lost = float("nan"), True
+            return self._report(self.box)
+        redetected = False
+        if look.iou is not None and look.iou[look.best] < p.lost_confidence and self._anchor_recent() \
+                and not self._near(self._anchor[0]):
+            # a low-confidence pick: is the target back where it last was with confidence? (an occluder that
+            # passed in front takes the best candidate with it; the target reappears behind it)
+            alt = self._look(image, self._anchor[0], 1.0)
+            if alt is not None and alt.iou[alt.best] >= max(p.lost_recover, look.iou[look.best]):
+                look, redetected = alt, True
+                self.redetections += 1
+        crop, patch, rois, scores, embeddings, products, sel, iou, best = look
         self.last_score = float(scores[best])
         self.lost = self.last_score < p.lost_threshold
         # a target at the frame's border whose best candidate the head does not believe in has left the frame:
@@ -223,8 +243,12 @@ class SiameseTracker:
         centre = cand[:2] + cand[2:] / 2
         centre = np.clip(centre, 0, [w, h])
         self.box = np.concatenate([centre - size / 2, size])
-        if p.motion_lr:
+        if redetected:
+            self._velocity[:] = 0.0
+        elif p.motion_lr:
             self._velocity = (1 - p.motion_lr) * self._velocity + p.motion_lr * (centre - centre0)
+        if iou is not None and float(iou[best]) >= p.lost_recover and not self._left:
+            self._anchor = (self.box.copy(), self._frame)
         if self.regressor is None:
             return self._report(self.box)
         # SINT: regress the selected candidate, report the regressed box, search the next frame from the
@@ -245,6 +269,36 @@ class SiameseTracker:
                            self.init_wh * p.min_scale, self.init_wh * p.max_scale)
             self.box = np.concatenate([c - size / 2, size])
         return self._report(refined)
+
+    def _look(self, image: np.ndarray, around: np.ndarray, widen: float) -> _Look | None:
+        """One search in the crop around ``around`` [x, y, w, h] (``widen`` x the usual side): the crop, its
+        candidates, the network's outputs, the selection score, the head's IoU and the best finite candidate;
+        None when no candidate is finite (counted in ``nonfinite_updates``, as is any NaN)."""
+        p = self.params
+        crop = self._crop(around, widen)
+        patch = crop_region(image, crop)
+        wh = around[2:] * crop.scale
+        rois = sample_candidates(self.size, wh, p.num_candidates, p.num_angles, p.max_radius * min(widen, 1.5),
+                                 p.scale_step, p.num_scales)
+        scores, embeddings, products = self._search(patch, rois)
+        sel, iou = self._selection(scores, embeddings, products, rois, wh)
+        finite = np.isfinite(sel) & np.isfinite(scores)
+        if not finite.all():            # never pick a NaN
+            self.nonfinite_updates += 1
+            if not finite.any():
+                return None
+            sel = np.where(finite, sel, -np.inf)
+        return _Look(crop, patch, rois, scores, embeddings, products, sel, iou, int(np.argmax(sel)))
+
+    def _anchor_recent(self) -> bool:
+        """A confident box within the last ``redetect_frames`` frames exists (0 = re-detection off)."""
+        return self._anchor is not None and self._frame - self._anchor[1] <= self.params.redetect_frames
+
+    def _near(self, box: np.ndarray) -> bool:
+        """``box`` is about where the current box is (within a quarter of its size): a search there says
+        nothing new."""
+        d = (box[:2] + box[2:] / 2) - (self.box[:2] + self.box[2:] / 2)
+        return bool(np.hypot(*d) < 0.25 * np.sqrt(self.box[2] * self.box[3]))
 
     def _at_border(self) -> bool:
         """The current box is within ``lost_border`` x its own size of a frame edge."""
