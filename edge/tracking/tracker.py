@@ -212,6 +212,7 @@ class SiameseTracker:
             if alt is not None and alt.iou[alt.best] >= max(p.lost_recover, look.iou[look.best]):
                 look, redetected = alt, True
                 self.redetections += 1
+                self.box = self._anchor[0].copy()   # the size damping starts from the target's, not the occluder's
         crop, patch, rois, scores, embeddings, products, sel, iou, best = look
         self.last_score = float(scores[best])
         self.lost = self.last_score < p.lost_threshold
