@@ -37,7 +37,7 @@ from edge.bench import anchors  # noqa: E402
 from edge.bench import data as bench_data  # noqa: E402
 from edge.bench.report import clean, host_info  # noqa: E402
 from edge.bench.stats import latency_stats  # noqa: E402
-from edge.bench.tasks import summarize_sequences  # noqa: E402
+from edge.bench.tasks import real_metrics, summarize_sequences  # noqa: E402
 from edge.eval import otb  # noqa: E402
 from edge.fileio import atomic_write_bytes, atomic_write_json  # noqa: E402
 from edge.tracking import SiameseTracker  # noqa: E402
@@ -104,20 +104,15 @@ def summarize(per_seq: dict, seqs: list) -> dict:
 
 
 def real_section(res: dict, seqs: list) -> dict:
-    """Per row: the mean AUC / precision@20 / success at IoU 0.5 over the real sequences, and each sequence's
-    (scored on the frames with a drawn box)."""
-    out = {"sequences": {s.name: {"frames": len(s.frames), "scored": int(np.isfinite(s.gt[:, 0]).sum()) - 1,
+    """Per row: the mean AUC / precision@20 over the real sequences and each sequence's (AUC, precision@20,
+    success at IoU 0.5), scored on the frames with a drawn box (``edge.bench.tasks.real_metrics``)."""
+    out = {"sequences": {s.name: {"frames": len(s.frames), "scored": int(np.isfinite(s.gt[1:, 0]).sum()),
                                   "attributes": list(s.attributes)} for s in seqs}, "rows": {}}
     for n, per in res.items():
-        seq = {}
-        for s in seqs:
-            gt = s.gt.copy()
-            gt[0] = np.nan                          # the init frame is not a tracking result
-            ev = otb.evaluate(per[s.name][2], gt)
-            seq[s.name] = {"auc": ev["auc"], "precision20": ev["precision"],
-                           "success50": float(np.mean(ev["ious"] > 0.5))}
-        out["rows"][n] = {k: float(np.mean([v[k] for v in seq.values()])) for k in ("auc", "precision20", "success50")}
-        out["rows"][n]["sequences"] = seq
+        m = real_metrics({s.name: (per[s.name][2], s.gt) for s in seqs})
+        out["rows"][n] = {"auc": m["real_auc"], "precision20": m["real_precision20"],
+                          "success50": float(np.mean([v["success50"] for v in m["real_sequences"].values()])),
+                          "sequences": m["real_sequences"]}
     return out
 
 

@@ -43,6 +43,7 @@ def test_shipped_annotations_fit_their_clips(sequences):
     (lambda e: e["boxes"].update({str(e["start"]): None}), "init box"),
     (lambda e: e["boxes"].update({str(e["end"]): [1, 1, 0, 5]}), "w, h > 0"),
     (lambda e: e.update(start=e["end"]), "start < end"),
+    (lambda e: e.update(boxes={str(e["start"]): [1, 1, 5, 5]}), "after the init frame"),
 ])
 def test_bad_annotation_is_a_one_line_error(tmp_path, edit, msg):
     data = json.loads(ANNOTATIONS.read_text())
@@ -75,3 +76,42 @@ def test_redetection_takes_the_cyclist_back_after_the_van(sequences):
     assert TrackerParams().redetect_frames > 0 and count >= 1
     assert ious.min() > 0.5
     assert res[0][1] == 0 and res[0][0].mean() < 0.3     # off: no re-detection, the box rode away on the van
+
+
+def test_real_metrics_score_drawn_frames_but_not_the_init_box():
+    from edge.bench.tasks import real_metrics
+    nan = [np.nan] * 4
+    gt = np.array([[0, 0, 10, 10], nan, [20, 20, 10, 10], nan, [40, 40, 10, 10]], np.float64)
+    hit = np.array([[0, 0, 10, 10], [5, 5, 5, 5], [20, 20, 10, 10], [0, 0, 1, 1], [40, 40, 10, 10]], np.float64)
+    miss = hit.copy()
+    miss[4] = [0, 0, 10, 10]                              # IoU 0, centre 56.6 px away
+    m = real_metrics({"a": (hit, gt), "b": (miss, gt)})
+    # 2 scored frames each (the init frame is the input); IoU 1 is a success at every threshold but t = 1
+    assert m["real_sequences"]["a"] == {"auc": pytest.approx(20 / 21), "precision20": 1.0, "success50": 1.0,
+                                        "frames": 2}
+    assert m["real_sequences"]["b"]["auc"] == pytest.approx(10 / 21)
+    assert m["real_sequences"]["b"]["success50"] == 0.5 and m["real_sequences"]["b"]["precision20"] == 0.5
+    assert m["real_auc"] == pytest.approx(15 / 21) and m["real_precision20"] == 0.75
+    assert real_metrics({}) == {}
+
+
+def test_tracker_task_reports_real_footage_apart(sequences):
+    # the benchmark's main metrics, FPS and box agreement come from its own sequences; the real shots only add
+    # real_* keys, equal to scoring their runs directly
+    from edge.bench.tasks import TrackerTask, real_metrics
+    from edge.data.tracking_gen import render_sequence
+    from edge.bench.tasks import TrackSequence
+    g = render_sequence(int(np.random.default_rng().integers(0, 10_000)), length=8)
+    gen = [TrackSequence("g", list(g.frames), np.asarray(g.boxes, np.float64))]
+    real = [sequences["bikes_bag_walker"]]
+    engines = torch_engines("tracker", threads=1)
+    alone, both = TrackerTask(gen, "g").run(engines), TrackerTask(gen, "g", real).run(engines)
+    strip = lambda m: {k: v for k, v in m.items() if k != "fps" and not k.startswith("real_")}   # noqa: E731
+    assert strip(alone.metrics)["auc"] == strip(both.metrics)["auc"]
+    assert {k: {**v, "fps": None} for k, v in alone.metrics["sequences"].items()} == \
+        {k: {**v, "fps": None} for k, v in both.metrics["sequences"].items()}
+    assert strip(alone.metrics).keys() == strip(both.metrics).keys()
+    assert len(both.outputs) == 1 and len(both.frame_times) == len(alone.frame_times)
+    boxes, _ = otb.run_sequence(SiameseTracker(engines), real[0].frames, real[0].gt[0])
+    assert both.metrics["real_sequences"] == real_metrics({real[0].name: (boxes, real[0].gt)})["real_sequences"]
+    assert "real_auc" not in alone.metrics

@@ -64,11 +64,12 @@ class OpenCVTracker:
         return self.box.copy()
 
 
-def run_anchor(kind: str, sequences: Sequence, log: Callable[[str], None] = print) -> dict:
+def run_anchor(kind: str, sequences: Sequence, log: Callable[[str], None] = print, real: Sequence = ()) -> dict:
     """One anchor over ``sequences`` (``edge.bench.tasks.TrackSequence``): a report row (row format of
-    ``edge.bench.runner``: name, backend, task metrics with curves and per-attribute AUC, end-to-end FPS)."""
+    ``edge.bench.runner``: name, backend, task metrics with curves and per-attribute AUC, end-to-end FPS); the
+    ``real`` footage sequences scored apart (``edge.bench.tasks.real_metrics``), as for the engine rows."""
     from edge.bench.stats import latency_stats
-    from edge.bench.tasks import summarize_sequences
+    from edge.bench.tasks import real_metrics, summarize_sequences
     from edge.eval import otb
     evals, times = {}, []
     for seq in sequences:
@@ -79,6 +80,8 @@ def run_anchor(kind: str, sequences: Sequence, log: Callable[[str], None] = prin
         times.extend(float(x) for x in t[1:])
     task = summarize_sequences(evals, {s.name: getattr(s, "attributes", ()) for s in sequences})
     task["fps"] = len(times) / sum(times) if times else None
+    task.update(real_metrics({seq.name: (otb.run_sequence(OpenCVTracker(kind), seq.frames, seq.gt[0])[0], seq.gt)
+                              for seq in real}))
     e2e = latency_stats(times)
     e2e["fps"] = e2e["throughput"]
     log(f"[tracker] anchor OpenCV {kind}: AUC {task['auc']:.3f}, P@20 {task['precision20']:.3f}, "
@@ -90,7 +93,7 @@ def run_anchor(kind: str, sequences: Sequence, log: Callable[[str], None] = prin
 
 
 def anchor_rows(sequences: Sequence, kinds: Sequence[str] = ANCHORS,
-                log: Callable[[str], None] = print) -> tuple[list[dict], list[str]]:
+                log: Callable[[str], None] = print, real: Sequence = ()) -> tuple[list[dict], list[str]]:
     """(rows of the anchors that exist in this cv2, notes naming the skipped ones and why)."""
     rows, notes = [], []
     for kind in kinds:
@@ -99,13 +102,14 @@ def anchor_rows(sequences: Sequence, kinds: Sequence[str] = ANCHORS,
             notes.append(f"anchor OpenCV {kind} skipped: {why}")
             log(f"[tracker] {notes[-1]}")
             continue
-        rows.append(run_anchor(kind, sequences, log))
+        rows.append(run_anchor(kind, sequences, log, real))
     return rows, notes
 
 
-def add_to_section(section: dict, sequences: Sequence, log: Callable[[str], None] = print) -> None:
+def add_to_section(section: dict, sequences: Sequence, log: Callable[[str], None] = print,
+                   real: Sequence = ()) -> None:
     """Append the anchor rows (and skip notes) to a tracker report section; FPS ratio vs the reference."""
-    rows, notes = anchor_rows(sequences, log=log)
+    rows, notes = anchor_rows(sequences, log=log, real=real)
     ref = next((r for r in section.get("rows", []) if r.get("reference")), None)
     ref_fps = (((ref or {}).get("speed") or {}).get("end_to_end") or {}).get("fps")
     for r in rows:

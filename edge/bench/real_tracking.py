@@ -42,6 +42,8 @@ def load_annotations(path: str | Path = ANNOTATIONS) -> list[dict]:
                 raise AnnotationError(f"{path}: {name}: frame {k}: a box is [x, y, w, h] with w, h > 0 or null")
         if boxes.get(str(start)) is None:
             raise AnnotationError(f"{path}: {name}: the first frame ({start}) must carry the init box")
+        if sum(b is not None for b in boxes.values()) < 2:
+            raise AnnotationError(f"{path}: {name}: needs a drawn box after the init frame to score")
     return entries
 
 

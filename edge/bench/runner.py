@@ -145,7 +145,7 @@ def bench_model(model: str, subjects: list[Subject], task, settings: Settings,
             row["verdict"] = {"status": "fail", "failures": [f"did not run: {row['error']}"], "checked": []}
             continue
         rt, t = ref_row.get("task") or {}, row.get("task") or {}
-        row["delta"] = {k: t[k] - rt[k] for k in ("auc", "precision20", "accuracy", "fps")
+        row["delta"] = {k: t[k] - rt[k] for k in ("auc", "precision20", "real_auc", "accuracy", "fps")
                         if isinstance(t.get(k), (int, float)) and isinstance(rt.get(k), (int, float))}
         row["verdict"] = tolerances.check(row, ref_row, settings.tolerances)
     return {"task_kind": TASK_KIND.get(model, model), "networks": nets,

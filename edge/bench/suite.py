@@ -6,6 +6,8 @@ import importlib
 from pathlib import Path
 from typing import Callable, Sequence
 
+import numpy as np
+
 from edge.bench import data as bench_data
 from edge.bench import plots, report, runner, tolerances
 from edge.bench.runner import Subject
@@ -57,14 +59,22 @@ def make_task(model: str, engines: Engines, data: Sequence[str], cache: str, max
     try:
         if model == "tracker":
             from edge.bench.tasks import TrackerTask
+            real = []
             if not seqs:
                 log("[tracker] generating OTB-format sequences (cached)")
                 seqs = [str(bench_data.generated_sequences(cache))]
+                from edge.bench.real_tracking import real_sequences   # + real footage, hand-drawn boxes
+                real = real_sequences(log=lambda m: log(f"[tracker] {m}"))
             loaded = bench_data.load_sequences(seqs, max_sequences, max_frames, log)
             if not loaded:
                 raise ValueError(f"no OTB/GOT-10k sequences found in {', '.join(seqs)}")
             frames = sum(len(s.frames) for s in loaded)
-            return TrackerTask(loaded, f"{len(loaded)} sequences, {frames} frames ({', '.join(seqs)})"), None
+            desc = f"{len(loaded)} sequences, {frames} frames ({', '.join(seqs)})"
+            if real:
+                drawn = sum(int(np.isfinite(s.gt[1:, 0]).sum()) for s in real)
+                desc += (f"; real footage: {len(real)} shots of the offline clips, {drawn} frames with hand-drawn "
+                         f"boxes (edge/data/real_tracking.json; Real AUC column)")
+            return TrackerTask(loaded, desc, real), None
         if model == "classifier":
             from edge.bench.tasks import ClassifierTask
             classes = engines.config.classes
@@ -157,7 +167,7 @@ def run_suite(engine_dirs: Sequence[str], data: Sequence[str] = (), tolerances_f
         section["notes"] = notes + section["notes"]
         if anchors and model == "tracker" and task is not None:   # OpenCV CSRT/KCF/MIL, same sequences
             from edge.bench import anchors as anchor_rows
-            anchor_rows.add_to_section(section, task.sequences, log)
+            anchor_rows.add_to_section(section, task.sequences, log, real=task.real)
         models[model] = section
 
     status = runner.overall(models)

@@ -36,32 +36,44 @@ class TrackSequence:
 class TrackerTask:
     """OTB one-pass evaluation (got10k): init on the first ground-truth box, ``update`` on every later
     frame; success curve over IoU thresholds, precision curve over centre-error thresholds, per sequence,
-    averaged over sequences; FPS from the ``update`` wall times (images decoded beforehand)."""
+    averaged over sequences; FPS from the ``update`` wall times (images decoded beforehand).
 
-    def __init__(self, sequences: Sequence[TrackSequence], description: str):
+    ``real``: sequences of real footage with boxes drawn on some frames (``edge.bench.real_tracking``), run as
+    further units and reported apart (``real_auc``, ``real_precision20``, ``real_sequences``: see
+    :func:`real_metrics`); the main metrics, FPS and box agreement come from ``sequences`` alone."""
+
+    def __init__(self, sequences: Sequence[TrackSequence], description: str,
+                 real: Sequence[TrackSequence] = ()):
         if not sequences:
             raise ValueError("tracker benchmark: no sequences")
-        self.sequences, self.description = list(sequences), description
+        self.sequences, self.description, self.real = list(sequences), description, list(real)
 
     @property
     def units(self) -> int:
-        return len(self.sequences)
+        return len(self.sequences) + len(self.real)
 
     def run_unit(self, engines: Engines, i: int) -> tuple:
-        """One-pass run of sequence ``i``: (name, evaluation, update times, boxes)."""
+        """One-pass run of sequence ``i`` (then the real ones): (name, evaluation, update times, boxes)."""
         from edge.eval import otb
         from edge.tracking import SiameseTracker
-        seq = self.sequences[i]
+        real = i >= len(self.sequences)
+        seq = self.real[i - len(self.sequences)] if real else self.sequences[i]
         boxes, t = otb.run_sequence(SiameseTracker(engines), seq.frames, seq.gt[0])
+        if real:
+            return "real", seq.name, boxes
         ev = otb.evaluate(boxes, seq.gt)
         ev["fps"] = (len(t) - 1) / float(np.sum(t[1:])) if len(t) > 1 else None
         return seq.name, ev, [float(x) for x in t[1:]], boxes      # t[0] is init, not an update
 
     def finish(self, partials: Sequence[tuple]) -> TaskResult:
+        real = {p[1]: p[2] for p in partials if p[0] == "real"}
+        partials = [p for p in partials if p[0] != "real"]
         metrics = summarize_sequences({name: ev for name, ev, _, _ in partials},
                                       {s.name: s.attributes for s in self.sequences})
         times = [x for _, _, t, _ in partials for x in t]
         metrics["fps"] = len(times) / sum(times) if times else None
+        if real:
+            metrics.update(real_metrics({s.name: (real[s.name], s.gt) for s in self.real if s.name in real}))
         return TaskResult(metrics, times, [b for *_, b in partials])
 
     def run(self, engines: Engines) -> TaskResult:
@@ -72,6 +84,25 @@ class TrackerTask:
         from edge.eval import otb
         ious = np.concatenate([otb.iou(a[1:], b[1:]) for a, b in zip(result.outputs, ref.outputs)])
         return {"box_iou_vs_reference": float(ious.mean()) if ious.size else None}
+
+
+def real_metrics(runs: dict[str, tuple[np.ndarray, np.ndarray]]) -> dict:
+    """Real footage: {name: (boxes [N, 4], drawn boxes [N, 4], NaN where none)} -> ``real_auc`` /
+    ``real_precision20`` (means over the sequences) and ``real_sequences`` (each one's AUC, precision@20 and
+    success at IoU 0.5), scored on the drawn frames except the init frame (that box is the input)."""
+    from edge.eval import otb
+    seq = {}
+    for name, (boxes, gt) in runs.items():
+        gt = np.array(gt, np.float64)
+        gt[0] = np.nan
+        ev = otb.evaluate(boxes, gt)
+        seq[name] = {"auc": ev["auc"], "precision20": ev["precision"], "success50": float(np.mean(ev["ious"] > 0.5)),
+                     "frames": int(len(ev["ious"]))}
+    if not seq:
+        return {}
+    return {"real_auc": float(np.mean([v["auc"] for v in seq.values()])),
+            "real_precision20": float(np.mean([v["precision20"] for v in seq.values()])),
+            "real_sequences": seq}
 
 
 def summarize_sequences(evals: dict[str, dict], attributes: dict[str, Sequence[str]] | None = None) -> dict:

@@ -249,11 +249,14 @@ def summary(d: Demo, bench_json: Path | None, run_info: dict, wall: float) -> st
 
 
 def _accuracy(model: str, r: dict) -> str:
+    t = r.get("task") or {}
+    real = f", real {t['real_auc']:.3f}" if t.get("real_auc") is not None else ""
     if r.get("reference"):
-        t = r.get("task") or {}
         if "auc" in t:
-            return f"AUC {t['auc']:.3f}, prec@20 {t['precision20']:.3f}"
+            return f"AUC {t['auc']:.3f}, prec@20 {t['precision20']:.3f}{real}"
         return f"top-1 {t['accuracy']:.3f}" if "accuracy" in t else "reference"
+    if r.get("anchor") and "auc" in t:
+        return f"AUC {t['auc']:.3f}{real}"
     num, delta = r.get("numerics") or {}, r.get("delta") or {}
     parts = []
     if num.get("top1_agreement") is not None:
@@ -266,6 +269,8 @@ def _accuracy(model: str, r: dict) -> str:
             parts[-1] += f" (clips {clips:.0%})"
     if "auc" in delta:
         parts.append(f"AUC {delta['auc']:+.3f}")
+    if "real_auc" in delta:
+        parts.append(f"real {delta['real_auc']:+.3f}")
     if "accuracy" in delta:
         parts.append(f"top-1 {delta['accuracy']:+.3f}")
     return ", ".join(parts) or "—"
