@@ -46,6 +46,9 @@ class TrackerParams:
     # holdout, 24 sequences each, bench/tracker_tune.py) every value 25-100 left every sequence's AUC unchanged;
     # on real footage a van passing in front of a cyclist took the box with it, for good, without it
     redetect_frames: int = 50
+    # after a re-detection search that found nothing, the next one waits this many frames (a target lost for
+    # good, or a scene cut, would otherwise cost a second search on every frame for redetect_frames frames)
+    redetect_interval: int = 5
     min_inside: float = 0.5          # a selected box with less of its area inside the frame counts as lost
     # discriminative IoU head fitted at init (edge.tracking.head): selection score =
     # (1 - head_weight) * cosine sum / levels + head_weight * predicted IoU; 0 = off (template cosine only)

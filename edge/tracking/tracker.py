@@ -93,7 +93,7 @@ class SiameseTracker:
         self.nonfinite_updates = 0      # updates where the engine returned NaN/inf (guarded, counted)
         self.redetections = 0           # updates that took the target back at its last confident box
         self._anchor: tuple[np.ndarray, int] | None = None    # (last confident box, its frame number)
-        self._frame = 0
+        self._frame = self._next_redetect = 0
 
     # -- networks -----------------------------------------------------------------------------------
     def _embed(self, image_nchw: np.ndarray, boxes_xyxy: np.ndarray) -> np.ndarray:
@@ -123,7 +123,7 @@ class SiameseTracker:
         self.init_wh = b[2:].copy()
         self.box = b.copy()
         self._velocity = np.zeros(2)
-        self._anchor, self._frame = (self.box.copy(), 0), 0
+        self._anchor, self._frame, self._next_redetect = (self.box.copy(), 0), 0, 0
         self.lost = self._searching = self._left = False
         crop = self._crop(self.box, 1.0)
         patch = crop_region(image, crop)
@@ -205,7 +205,7 @@ class SiameseTracker:
             return self._report(self.box)
         redetected = False
         if look.iou is not None and look.iou[look.best] < p.lost_confidence and self._anchor_recent() \
-                and not self._near(self._anchor[0]):
+                and self._frame >= self._next_redetect and not self._near(self._anchor[0]):
             # a low-confidence pick: is the target back where it last was with confidence? (an occluder that
             # passed in front takes the best candidate with it; the target reappears behind it)
             alt = self._look(image, self._anchor[0], 1.0)
@@ -213,6 +213,8 @@ class SiameseTracker:
                 look, redetected = alt, True
                 self.redetections += 1
                 self.box = self._anchor[0].copy()   # the size damping starts from the target's, not the occluder's
+            else:                               # not there yet: look again in redetect_interval frames
+                self._next_redetect = self._frame + p.redetect_interval
         crop, patch, rois, scores, embeddings, products, sel, iou, best = look
         self.last_score = float(scores[best])
         self.lost = self.last_score < p.lost_threshold
