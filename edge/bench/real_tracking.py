@@ -14,6 +14,7 @@ from pathlib import Path
 import numpy as np
 
 from edge.bench.tasks import TrackSequence
+from edge.data.sequences import read_video
 
 ANNOTATIONS = Path(__file__).resolve().parents[1] / "data" / "real_tracking.json"
 
@@ -47,24 +48,6 @@ def load_annotations(path: str | Path = ANNOTATIONS) -> list[dict]:
     return entries
 
 
-def _read_range(video: Path, start: int, end: int) -> list[np.ndarray]:
-    import cv2
-    cap = cv2.VideoCapture(str(video))
-    frames = []
-    try:
-        i = 0
-        while i <= end:
-            ok, f = cap.read()
-            if not ok:
-                break
-            if i >= start:
-                frames.append(f)
-            i += 1
-    finally:
-        cap.release()
-    return frames
-
-
 def real_sequences(path: str | Path = ANNOTATIONS, log=print) -> list[TrackSequence]:
     """The annotated real sequences whose clips are installed (others skipped with a message)."""
     from edge.assets import AssetMissing
@@ -76,7 +59,7 @@ def real_sequences(path: str | Path = ANNOTATIONS, log=print) -> list[TrackSeque
         except (AssetMissing, ValueError) as err:
             log(f"skipping {e['name']}: {err}")
             continue
-        frames = _read_range(video, e["start"], e["end"])
+        frames = read_video(video, e["start"], e["end"] + 1)
         if len(frames) != e["end"] - e["start"] + 1:
             raise AnnotationError(f"{e['name']}: {video.name} has no frames {e['start']}..{e['end']} "
                                   f"(read {len(frames)})")

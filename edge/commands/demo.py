@@ -192,7 +192,7 @@ def _segment(src: Path, start: int, count: int, dst: Path) -> Path:
         return dst
     import cv2
     from edge.data.sequences import read_video
-    frames = read_video(src)[start:start + count]
+    frames = read_video(src, start, start + count)
     if not frames:
         raise FileNotFoundError(f"{src}: no frames {start}..{start + count - 1}")
     dst.parent.mkdir(parents=True, exist_ok=True)

@@ -57,15 +57,19 @@ def read_image(path: str | Path) -> np.ndarray:
 read_frame = read_image
 
 
-def read_video(path: str | Path) -> list[np.ndarray]:
-    """Every frame of a video file, decoded with OpenCV (BGR uint8); [] when it cannot be read."""
+def read_video(path: str | Path, start: int = 0, stop: int | None = None) -> list[np.ndarray]:
+    """Frames ``start`` .. ``stop - 1`` (default: every frame) of a video file, decoded with OpenCV (BGR uint8);
+    [] when it cannot be read. Decoding stops at ``stop``; frames before ``start`` are decoded, not kept."""
     cap = cv2.VideoCapture(str(path))
     frames = []
-    while True:
+    i = 0
+    while stop is None or i < stop:
         ok, frame = cap.read()
         if not ok:
             break
-        frames.append(frame)
+        if i >= start:
+            frames.append(frame)
+        i += 1
     cap.release()
     return frames
 
