@@ -35,7 +35,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from edge.bench import anchors  # noqa: E402
 from edge.bench import data as bench_data  # noqa: E402
-from edge.bench.report import clean, host_info  # noqa: E402
+from edge.bench.report import clean, host_info, real_table  # noqa: E402
 from edge.bench.stats import latency_stats  # noqa: E402
 from edge.bench.tasks import real_metrics, summarize_sequences  # noqa: E402
 from edge.eval import otb  # noqa: E402
@@ -104,16 +104,11 @@ def summarize(per_seq: dict, seqs: list) -> dict:
 
 
 def real_section(res: dict, seqs: list) -> dict:
-    """Per row: the mean AUC / precision@20 over the real sequences and each sequence's (AUC, precision@20,
-    success at IoU 0.5), scored on the frames with a drawn box (``edge.bench.tasks.real_metrics``)."""
-    out = {"sequences": {s.name: {"frames": len(s.frames), "scored": int(np.isfinite(s.gt[1:, 0]).sum()),
-                                  "attributes": list(s.attributes)} for s in seqs}, "rows": {}}
-    for n, per in res.items():
-        m = real_metrics({s.name: (per[s.name][2], s.gt) for s in seqs})
-        out["rows"][n] = {"auc": m["real_auc"], "precision20": m["real_precision20"],
-                          "success50": float(np.mean([v["success50"] for v in m["real_sequences"].values()])),
-                          "sequences": m["real_sequences"]}
-    return out
+    """The real sequences (frames, scored frames, tags) and per row ``edge.bench.tasks.real_metrics`` of its runs
+    (scored on the frames with a drawn box)."""
+    return {"sequences": {s.name: {"frames": len(s.frames), "scored": int(np.isfinite(s.gt[1:, 0]).sum()),
+                                   "attributes": list(s.attributes)} for s in seqs},
+            "rows": {n: real_metrics({s.name: (per[s.name][2], s.gt) for s in seqs}) for n, per in res.items()}}
 
 
 def goals(rows: dict) -> list[dict]:
@@ -179,14 +174,11 @@ def markdown(rep: dict) -> str:
     if real:
         names = list(real["sequences"])
         lines += ["", f"## Real footage ({len(names)} sequences, boxes drawn by hand; "
-                  f"{sum(v['scored'] for v in real['sequences'].values())} frames scored)", "",
-                  "AUC / success at IoU 0.5 per sequence, then the mean. Few sequences: read them one by one.", "",
-                  "| Row | " + " | ".join(names) + " | mean AUC | mean P@20 |", "|---|" + "---|" * (len(names) + 2)]
-        for n, r in real["rows"].items():
-            cells = [f"{r['sequences'][x]['auc']:.3f} / {r['sequences'][x]['success50']:.2f}" for x in names]
-            lines.append(f"| {n} | " + " | ".join(cells) + f" | {r['auc']:.3f} | {r['precision20']:.3f} |")
-        lines += [""] + [f"- {x}: {v['frames']} frames, {v['scored']} scored, {', '.join(v['attributes'])}"
-                         for x, v in real["sequences"].items()]
+                  f"{sum(v['scored'] for v in real['sequences'].values())} frames scored)"]
+        lines += real_table({"rows": [{"name": n, "task": m} for n, m in real["rows"].items()]})
+        lines += ["", "Few sequences: read them one by one, not as a ranking.", ""] + [
+            f"- {x}: {v['frames']} frames, {v['scored']} scored, {', '.join(v['attributes'])}"
+            for x, v in real["sequences"].items()]
     return "\n".join(lines) + "\n"
 
 

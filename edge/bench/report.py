@@ -130,18 +130,21 @@ def attribute_table(section: dict) -> list[str]:
 
 
 def real_table(section: dict) -> list[str]:
-    """Markdown lines: AUC / success at IoU 0.5 per real-footage shot for every tracker row that has them."""
+    """Markdown lines: AUC / success at IoU 0.5 per real-footage shot, then the means, for every tracker row that
+    has them (``edge.bench.tasks.real_metrics`` in the row's ``task``)."""
     rows = [r for r in section.get("rows", []) if (r.get("task") or {}).get("real_sequences")]
     if not rows:
         return []
     names = list(rows[0]["task"]["real_sequences"])
     out = ["", "Real footage, per shot (AUC / success at IoU 0.5, on the frames with a hand-drawn box; reported, "
            "not judged: a few shots move too much between runs for a tolerance):", "",
-           "| Row | " + " | ".join(names) + " |", "|---|" + "---|" * len(names)]
+           "| Row | " + " | ".join(names) + " | mean AUC | mean P@20 |", "|---|" + "---|" * (len(names) + 2)]
     for r in rows:
-        seq = r["task"]["real_sequences"]
+        t = r["task"]
+        seq = t["real_sequences"]
         out.append(f"| {r['name']} | " + " | ".join(
-            f"{seq[n]['auc']:.3f} / {seq[n]['success50']:.2f}" if n in seq else "—" for n in names) + " |")
+            f"{seq[n]['auc']:.3f} / {seq[n]['success50']:.2f}" if n in seq else "—" for n in names)
+            + f" | {t['real_auc']:.3f} | {t['real_precision20']:.3f} |")
     return out
 
 

@@ -33,6 +33,13 @@ class TrackSequence:
     attributes: tuple[str, ...] = ()      # OTB-style tags (edge.data.sequences.read_attributes)
 
 
+@dataclass
+class _RealRun:
+    """A real-footage unit's partial record: the sequence and the boxes (scored in ``finish``)."""
+    name: str
+    boxes: np.ndarray
+
+
 class TrackerTask:
     """OTB one-pass evaluation (got10k): init on the first ground-truth box, ``update`` on every later
     frame; success curve over IoU thresholds, precision curve over centre-error thresholds, per sequence,
@@ -53,21 +60,22 @@ class TrackerTask:
         return len(self.sequences) + len(self.real)
 
     def run_unit(self, engines: Engines, i: int) -> tuple:
-        """One-pass run of sequence ``i`` (then the real ones): (name, evaluation, update times, boxes)."""
+        """One-pass run of sequence ``i``: (name, evaluation, update times, boxes); past the task's own
+        sequences, of a real one (a ``_RealRun``)."""
         from edge.eval import otb
         from edge.tracking import SiameseTracker
         real = i >= len(self.sequences)
         seq = self.real[i - len(self.sequences)] if real else self.sequences[i]
         boxes, t = otb.run_sequence(SiameseTracker(engines), seq.frames, seq.gt[0])
         if real:
-            return "real", seq.name, boxes
+            return _RealRun(seq.name, boxes)
         ev = otb.evaluate(boxes, seq.gt)
         ev["fps"] = (len(t) - 1) / float(np.sum(t[1:])) if len(t) > 1 else None
         return seq.name, ev, [float(x) for x in t[1:]], boxes      # t[0] is init, not an update
 
     def finish(self, partials: Sequence[tuple]) -> TaskResult:
-        real = {p[1]: p[2] for p in partials if p[0] == "real"}
-        partials = [p for p in partials if p[0] != "real"]
+        real = {p.name: p.boxes for p in partials if isinstance(p, _RealRun)}
+        partials = [p for p in partials if not isinstance(p, _RealRun)]
         metrics = summarize_sequences({name: ev for name, ev, _, _ in partials},
                                       {s.name: s.attributes for s in self.sequences})
         times = [x for _, _, t, _ in partials for x in t]
