@@ -6,10 +6,12 @@ never from the test split the benchmark (``bench/tracking.py``) uses, so tuning 
 ``--configs`` entry (a JSON list of ``TrackerParams`` overrides; ``{}`` = the model's defaults) runs on every
 sequence, rows in turn sequence by sequence, through the torch-free ``SiameseTracker`` over an engine folder
 (``--engines``, e.g. a ``edge build --target cpu --precision fp32`` of the export: identical to PyTorch and
-faster) or the PyTorch reference (``--weights``). ``--csrt`` adds OpenCV CSRT for scale.
+faster) or the PyTorch reference (``--weights``). ``--csrt`` adds OpenCV CSRT for scale. ``--conditions``
+runs the sequences again under camera conditions (``edge.bench.conditions``: night IR, shake, dropped frames,
+...) and reports each condition's AUC and their mean.
 
     .venv/bin/python bench/tracker_tune.py --engines ENGINES --configs '[{}, {"scale_step": 1.1}]' \
-        [--split train] [--count 24] [--length 100] [--seed 30000] [--tag NAME]
+        [--split train] [--count 24] [--length 100] [--seed 30000] [--conditions shake frame_drop_3] [--tag NAME]
 """
 from __future__ import annotations
 
@@ -23,7 +25,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from edge.bench.tasks import summarize_sequences  # noqa: E402
+from edge.bench.tasks import TrackSequence, summarize_sequences  # noqa: E402
 from edge.eval import otb  # noqa: E402
 from edge.fileio import atomic_write_bytes, atomic_write_json  # noqa: E402
 from edge.tracking import SiameseTracker  # noqa: E402
@@ -83,8 +85,15 @@ def main(argv=None) -> int:
     ap.add_argument("--csrt", action="store_true", help="add OpenCV CSRT")
     ap.add_argument("--cache", default="bench/results/tracker_tune_data")
     ap.add_argument("--out", default="bench/results")
+    ap.add_argument("--conditions", nargs="*", default=[], help="camera conditions (edge.bench.conditions) to "
+                    "run the sequences under, each as its own pass")
     ap.add_argument("--tag", default="tracker_tune")
     a = ap.parse_args(argv)
+    from edge.bench import conditions as cond
+    try:
+        conds = cond.select(a.conditions) if a.conditions else []
+    except ValueError as e:
+        ap.error(str(e))
     import cv2
     cv2.setNumThreads(a.threads)
     text = Path(a.configs[1:]).read_text() if a.configs.startswith("@") else a.configs
@@ -110,9 +119,18 @@ def main(argv=None) -> int:
         makers["OpenCV CSRT"] = lambda: OpenCVTracker("CSRT")
     t0 = time.time()
     rows = run(makers, seqs)
+    for c in conds:                     # the same sequences as that camera would give them (seeded per sequence)
+        shown = [TrackSequence(s.name, *cond.apply(c, s.frames, s.gt, k), s.attributes) for k, s in enumerate(seqs)]
+        log(f"condition {c.name}: {c.what}")
+        for n, r in run(makers, shown).items():
+            rows[n].setdefault("conditions", {})[c.name] = r["auc"]
+        del shown
+    for r in rows.values():
+        if conds:
+            r["conditions_mean"] = float(np.mean(list(r["conditions"].values())))
     rep = {"date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()), "split": a.split, "seed": seed,
            "count": len(seqs), "length": a.length, "engines": a.engines or f"pytorch {a.weights}",
-           "seconds": round(time.time() - t0, 1), "rows": rows}
+           "conditions": [c.name for c in conds], "seconds": round(time.time() - t0, 1), "rows": rows}
     out = Path(a.out)
     atomic_write_json(out / f"{a.tag}.json", rep)
     tags = sorted({t for r in rows.values() for t in r["attributes"]})
@@ -122,6 +140,13 @@ def main(argv=None) -> int:
     for n, r in rows.items():
         lines.append(f"| {n} | {r['auc']:.3f} | {r['precision20']:.3f} | {r['fps']:.1f} | " +
                      " | ".join(f"{r['attributes'].get(t, float('nan')):.3f}" for t in tags) + " |")
+    if conds:
+        names = [c.name for c in conds]
+        lines += ["", "AUC under camera conditions (`edge.bench.conditions`):", "",
+                  "| row | " + " | ".join(names) + " | mean |", "|---|" + "---|" * (len(names) + 1)]
+        for n, r in rows.items():
+            lines.append(f"| {n} | " + " | ".join(f"{r['conditions'][c]:.3f}" for c in names) +
+                         f" | {r['conditions_mean']:.3f} |")
     md = "\n".join(lines) + "\n"
     atomic_write_bytes(out / f"{a.tag}.md", md.encode())
     print(md)

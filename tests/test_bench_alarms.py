@@ -34,6 +34,10 @@ def test_alarm_task_counts_what_the_pipeline_raises():
     assert res.metrics["alarm_events_per_hour"] == pytest.approx(len(ref) / (100 / 25.0) * 3600)
     labels = [r.label for r in sink.results]
     assert res.outputs == [labels[k] for k in range(3, 100, 2)]       # one window every stride frames
+    # how close the footage came: windows labelled with an alarm class (every label but idle here), best score
+    near = [sink.results[k].label_score for k in range(3, 100, 2) if labels[k] in set(LABELS) - {"idle"}]
+    assert near and res.metrics["alarm_class_windows"] == len(near)
+    assert res.metrics["alarm_class_max_score"] == pytest.approx(max(near))
 
 
 def test_rows_take_turns_and_agreement():

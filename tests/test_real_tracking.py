@@ -65,7 +65,9 @@ def test_redetection_takes_the_cyclist_back_after_the_van(sequences):
     s = sequences["bikes_cyclist_van"]
     engines = torch_engines("tracker", threads=1)
     after = np.flatnonzero(np.isfinite(s.gt[:, 0]))
-    after = after[after > 25]                            # the drawn frames once the van has passed (106..136)
+    # the drawn frames once the van has passed (he is back at 106; a search that just missed him waits
+    # redetect_interval frames, so 111..136)
+    after = after[after > 30]
     res = {}
     for frames in (TrackerParams().redetect_frames, 0):
         tr = SiameseTracker(engines, {"redetect_frames": frames})
@@ -76,6 +78,27 @@ def test_redetection_takes_the_cyclist_back_after_the_van(sequences):
     assert TrackerParams().redetect_frames > 0 and count >= 1
     assert ious.min() > 0.5
     assert res[0][1] == 0 and res[0][0].mean() < 0.3     # off: no re-detection, the box rode away on the van
+
+
+@pytest.mark.parametrize("condition", ["frame_drop_3", "shake"])
+def test_redetection_keeps_looking_while_unsure(sequences, condition):
+    # the same shot from a camera read at a third of its rate, or shaking: after the van the pick sits on a parked
+    # car at a predicted IoU of 0.41-0.45, above lost_confidence, so re-detection that looks only on frames below
+    # it found the cyclist late or never (measured: success 0.25 / 0.38); with the hysteresis it keeps looking
+    # until a pick reaches lost_recover
+    from edge.bench import conditions as cond
+    s = sequences["bikes_cyclist_van"]
+    frames, gt = cond.apply(cond.CONDITIONS[condition], s.frames, s.gt, seed=0)
+    engines = torch_engines("tracker", threads=1)
+    drawn = np.flatnonzero(np.isfinite(gt[:, 0]))
+    late = drawn[-5:]                  # 116..136: he is back at 106; at a third of the rate a missed search
+    ious = {}                          # waits 5 of its frames (15 of the camera's)
+    for hyst in (True, False):
+        boxes, _ = otb.run_sequence(SiameseTracker(engines, {"redetect_hysteresis": hyst}), frames, gt[0])
+        ious[hyst] = otb.iou(boxes[late], gt[late])
+    print({k: np.round(v, 2).tolist() for k, v in ious.items()})
+    assert TrackerParams().redetect_hysteresis
+    assert ious[True].min() > 0.5 and ious[False].mean() < 0.5
 
 
 def test_real_metrics_score_drawn_frames_but_not_the_init_box():

@@ -276,6 +276,17 @@ def test_redetection_is_inert_while_the_pick_is_confident(engines, rng):
         TrackerParams(redetect_frames=-1)
 
 
+def test_latch_is_a_hysteresis_by_hand():
+    from edge.tracking.tracker import latch
+    confs = [0.6, 0.45, 0.35, 0.45, 0.49, float("nan"), 0.5, 0.45, 0.39]
+    on, got = False, []
+    for c in confs:
+        on = latch(on, c, 0.4, 0.5)
+        got.append(on)
+    # set below 0.4 (not at 0.45), held through 0.45 / 0.49 / NaN, cleared at 0.5, set again only below 0.4
+    assert got == [False, False, True, True, True, True, False, False, True]
+
+
 @pytest.mark.parametrize("box, msg", [
     ([10, 10, 0, 20], "zero or negative size"),
     ([10, 10, 20, -5], "zero or negative size"),

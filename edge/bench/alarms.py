@@ -6,8 +6,9 @@ installed), through exactly the protocol ``edge run`` uses: per frame ``prepare`
 previous frame) and ``encode``; ``push`` into the ring buffer, a window every ``stride`` frames; ``classify``;
 ``result`` (calibrated probability, open-set rule, per-class alarm rules, hysteresis); the stream end closes
 open events. Every ``action_start`` of an alarm class is a false alarm. Metrics: ``alarm_events`` and
-``alarm_events_per_hour`` (over the footage's duration at its own frame rate), per video, and the window
-labels for agreement with the reference row.
+``alarm_events_per_hour`` (over the footage's duration at its own frame rate), per video; how close it came
+(``alarm_class_windows``: windows labelled with an alarm class, ``alarm_class_max_score``: their highest
+calibrated score); and the window labels for agreement with the reference row.
 
 Same shape as the tasks in ``edge.bench.tasks`` (``units`` / ``run_unit`` / ``finish`` / ``agreement``); a
 video is cut into units of ``chunk`` frames whose stream state carries over per row, so rows still take
@@ -94,7 +95,9 @@ class AlarmTask:
         return rt
 
     def run_unit(self, engines: Engines, i: int) -> tuple:
-        """Frames ``start:stop`` of one video: (video, frames, events, window labels, per-frame times)."""
+        """Frames ``start:stop`` of one video: (video, frames, events, window labels, per-frame times, the
+        calibrated scores of the windows labelled with an alarm class)."""
+        from edge.classify.decision import alarm_classes
         from edge.stream.sources import Frame
         v, start, stop = self._units[i]
         key = (id(engines), v)
@@ -103,7 +106,8 @@ class AlarmTask:
             self._state[key] = (rt, rt.session())
         rt, sess = self._state[key]
         footage = self.footage[v]
-        events, labels, times = [], [], []
+        alarm = set(alarm_classes(rt.decider.rules or {}))
+        events, labels, times, alarm_scores = [], [], [], []
         for j in range(start, stop):                 # one stream, batch 1 per frame, as `edge run`
             t0 = time.perf_counter()
             frame = Frame(0, j, j / footage.fps, footage.frames[j], 0.0)
@@ -111,16 +115,18 @@ class AlarmTask:
             events += update.events
             if sess.last is not None and sess.last.frame == j:
                 labels.append(sess.last.label)
+                if sess.last.label in alarm:
+                    alarm_scores.append(float(sess.last.score))
             times.append(time.perf_counter() - t0)
         if stop == len(footage.frames):
             events += sess.close(len(footage.frames) - 1)
             self._state.pop(key, None)
-        return v, stop - start, events, labels, times
+        return v, stop - start, events, labels, times, alarm_scores
 
     def finish(self, partials: Sequence[tuple]) -> TaskResult:
         per: dict[int, dict] = {}
-        labels, times = [], []
-        for v, n, events, lab, t in partials:
+        labels, times, alarm_scores = [], [], []
+        for v, n, events, lab, t, sc in partials:
             d = per.setdefault(v, {"frames": 0, "alarms": [], "events": []})
             d["frames"] += n
             for e in events:
@@ -130,11 +136,15 @@ class AlarmTask:
                         d["alarms"].append([e.label, int(e.frame), round(float(e.score), 4)])
             labels += lab
             times += t
+            alarm_scores += sc
         seconds = sum(d["frames"] / self.footage[v].fps for v, d in per.items())
         n_alarms = sum(len(d["alarms"]) for d in per.values())
         metrics = {"alarm_events": n_alarms,
                    "alarm_events_per_hour": n_alarms / seconds * 3600 if seconds else None,
                    "alarm_footage_s": seconds, "alarm_windows": len(labels),
+                   # windows labelled with an alarm class (below its bar or not): how close the footage came
+                   "alarm_class_windows": len(alarm_scores),
+                   "alarm_class_max_score": max(alarm_scores) if alarm_scores else None,
                    "alarm_footage": {self.footage[v].name: {"frames": d["frames"], "alarms": d["alarms"],
                                                              "action_starts": d["events"]}
                                      for v, d in sorted(per.items())}}

@@ -39,7 +39,8 @@ class TrackerParams:
     lost_confidence: float = 0.4
     lost_recover: float = 0.5
     lost_border: float = 0.5
-    # re-detection: when the pick's predicted IoU is below lost_confidence, the crop around the last box picked
+    # re-detection: when the pick is in doubt (predicted IoU below lost_confidence; with redetect_hysteresis also
+    # below lost_recover until a pick has reached it again), the crop around the last box picked
     # with confidence >= lost_recover (within redetect_frames frames) is searched too, and taken when the head
     # is confident there (>= lost_recover and more than the pick): the target reappearing behind an occluder
     # that took the best candidate with it; 0 = off. 50 (2 s at 25 fps): on the validation splits (train and
@@ -49,6 +50,12 @@ class TrackerParams:
     # after a re-detection search that found nothing, the next one waits this many frames (a target lost for
     # good, or a scene cut, would otherwise cost a second search on every frame for redetect_frames frames)
     redetect_interval: int = 5
+    # keep looking while unsure: once a pick fell below lost_confidence, re-detection goes on (every
+    # redetect_interval frames) until a pick reaches lost_recover, not only on frames below lost_confidence
+    # (False: before 2026-12-03). On real footage under shake, dropped frames or half resolution
+    # (bench/conditions.py) the occluder left the box on a parked car at 0.41-0.45 and the cyclist was found
+    # late or never; on the validation splits, also under those conditions, every sequence's AUC is unchanged
+    redetect_hysteresis: bool = True
     min_inside: float = 0.5          # a selected box with less of its area inside the frame counts as lost
     # discriminative IoU head fitted at init (edge.tracking.head): selection score =
     # (1 - head_weight) * cosine sum / levels + head_weight * predicted IoU; 0 = off (template cosine only)

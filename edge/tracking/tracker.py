@@ -31,6 +31,12 @@ from edge.tracking.head import IoUHead, head_samples, iou_labels
 from edge.tracking.params import TrackerParams
 
 
+def latch(on: bool, conf: float, low: float, high: float) -> bool:
+    """A flag with hysteresis on a confidence: set when ``conf`` falls below ``low``, cleared only once it reaches
+    ``high`` (a NaN changes nothing)."""
+    return not conf >= high if on else conf < low
+
+
 def check_image(image) -> np.ndarray:
     if not isinstance(image, np.ndarray) or image.ndim != 3 or image.shape[2] != 3 or image.dtype != np.uint8:
         desc = f"{image.dtype} array of shape {image.shape}" if isinstance(image, np.ndarray) else type(image).__name__
@@ -90,8 +96,10 @@ class SiameseTracker:
         self.lost = False
         self._searching = False         # lost by score: box held, next search widened
         self._left = False              # left the frame (border + low head confidence): lost, box follows
+        self._unsure = False            # a pick fell below lost_confidence and none has reached lost_recover since
         self.nonfinite_updates = 0      # updates where the engine returned NaN/inf (guarded, counted)
         self.redetections = 0           # updates that took the target back at its last confident box
+        self.redetect_searches = 0      # extra searches at the last confident box (the cost of re-detection)
         self._anchor: tuple[np.ndarray, int] | None = None    # (last confident box, its frame number)
         self._frame = self._next_redetect = 0
 
@@ -124,7 +132,7 @@ class SiameseTracker:
         self.box = b.copy()
         self._velocity = np.zeros(2)
         self._anchor, self._frame, self._next_redetect = (self.box.copy(), 0), 0, 0
-        self.lost = self._searching = self._left = False
+        self.lost = self._searching = self._left = self._unsure = False
         crop = self._crop(self.box, 1.0)
         patch = crop_region(image, crop)
         target = crop.to_crop(self.box)
@@ -204,11 +212,12 @@ class SiameseTracker:
             self.last_score, self.lost = float("nan"), True
             return self._report(self.box)
         redetected = False
-        if look.iou is not None and look.iou[look.best] < p.lost_confidence and self._anchor_recent() \
+        if look.iou is not None and self._doubt(float(look.iou[look.best])) and self._anchor_recent() \
                 and self._frame >= self._next_redetect and not self._near(self._anchor[0]):
-            # a low-confidence pick: is the target back where it last was with confidence? (an occluder that
+            # a pick in doubt: is the target back where it last was with confidence? (an occluder that
             # passed in front takes the best candidate with it; the target reappears behind it)
             alt = self._look(image, self._anchor[0], 1.0)
+            self.redetect_searches += 1
             if alt is not None and alt.iou[alt.best] >= max(p.lost_recover, look.iou[look.best]):
                 look, redetected = alt, True
                 self.redetections += 1
@@ -222,10 +231,12 @@ class SiameseTracker:
         # reported lost, but the box keeps following the best candidate (holding it cost AUC on validation
         # when a blurred target at the border came back); inside the frame a low confidence is a hard frame
         # (hysteresis: it counts as back once the head's confidence reaches lost_recover, anywhere)
-        if iou is not None and p.lost_confidence > 0:
+        if iou is not None:
             conf = float(iou[best])
-            self._left = not conf >= p.lost_recover if self._left else \
-                (self._at_border() and not conf >= p.lost_confidence)
+            self._unsure = latch(self._unsure, conf, p.lost_confidence, p.lost_recover)
+            if p.lost_confidence > 0:
+                self._left = (self._left or self._at_border()) and \
+                    latch(self._left, conf, p.lost_confidence, p.lost_recover)
         self._searching = self.lost
         if self.lost:
             return self._report(self.box)
@@ -292,6 +303,12 @@ class SiameseTracker:
                 return None
             sel = np.where(finite, sel, -np.inf)
         return _Look(crop, patch, rois, scores, embeddings, products, sel, iou, int(np.argmax(sel)))
+
+    def _doubt(self, conf: float) -> bool:
+        """The pick (head confidence ``conf``) is in doubt: below ``lost_confidence``, or (``redetect_hysteresis``)
+        below ``lost_recover`` while no pick has reached it since one fell below ``lost_confidence``."""
+        p = self.params
+        return conf < p.lost_confidence or (p.redetect_hysteresis and self._unsure and conf < p.lost_recover)
 
     def _anchor_recent(self) -> bool:
         """A confident box within the last ``redetect_frames`` frames exists (0 = re-detection off)."""
