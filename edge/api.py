@@ -225,7 +225,8 @@ def _engines(engines, kind: str, threads: int | None):
 
 class Tracker:
     """The tracker on an engine folder, got10k's interface: ``init(image, box)``, ``update(image) -> box``
-    (``[x, y, w, h]``, images HxWx3 uint8 BGR); ``score`` and ``lost`` after each update."""
+    (``[x, y, w, h]``, images HxWx3 uint8 BGR); ``score`` and ``lost`` after each update. A loop that skips
+    frames says how many camera frames passed: ``update(image, elapsed=3)``."""
 
     def __init__(self, engines: PathLike | EngineSet | Any, params: Mapping | None = None,
                  threads: int | None = None) -> None:
@@ -236,8 +237,9 @@ class Tracker:
     def init(self, image: np.ndarray, box) -> None:
         self._trk.init(image, box)
 
-    def update(self, image: np.ndarray) -> np.ndarray:
-        return self._trk.update(image)
+    def update(self, image: np.ndarray, elapsed: int = 1) -> np.ndarray:
+        """The next frame's box; ``elapsed``: camera frames since the previous one (after dropped frames)."""
+        return self._trk.update(image, elapsed)
 
     @property
     def score(self) -> float:

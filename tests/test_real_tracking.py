@@ -88,7 +88,7 @@ def test_redetection_keeps_looking_while_unsure(sequences, condition):
     # until a pick reaches lost_recover
     from edge.bench import conditions as cond
     s = sequences["bikes_cyclist_van"]
-    frames, gt = cond.apply(cond.CONDITIONS[condition], s.frames, s.gt, seed=0)
+    frames, gt, _ = cond.apply(cond.CONDITIONS[condition], s.frames, s.gt, seed=0)
     engines = torch_engines("tracker", threads=1)
     drawn = np.flatnonzero(np.isfinite(gt[:, 0]))
     late = drawn[-5:]                  # 116..136: he is back at 106; at a third of the rate a missed search

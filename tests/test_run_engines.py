@@ -133,6 +133,20 @@ def test_two_streams_keep_separate_tracker_state(engine_dirs, lanes):
         np.testing.assert_allclose(got, np.array(direct_tracker_boxes(clip, trk, b)), atol=1e-3)
 
 
+def test_dropped_frames_reach_the_tracker_as_elapsed_frames(engine_dirs, rng):
+    """Frames dropped upstream leave gaps in the source index: the session passes each gap to the tracker
+    (its motion prior covers it), so its boxes equal a direct run told the same gaps."""
+    trk = load_engines(engine_dirs["tracker"])
+    clip = read_clip(CLIP)[:30]
+    kept = [0] + sorted(rng.choice(np.arange(1, 30), 14, replace=False).tolist())
+    sess = TrackerRuntime(trk).session(BOX)
+    got = [sess.update(clip[i], i).box for i in kept]
+    direct = SiameseTracker(trk)
+    direct.init(clip[0], np.asarray(BOX, np.float64))
+    want = [BOX] + [tuple(direct.update(clip[b], b - a)) for a, b in zip(kept[:-1], kept[1:])]
+    np.testing.assert_allclose(np.array(got), np.array(want), atol=1e-6)
+
+
 def test_lanes_rule_follows_the_engines_threads(engine_dirs):
     """CPU engines: as many lanes as the cores hold at the engines' threads each (one thread each: one per
     core; as many threads as cores: one lane, no oversubscription)."""

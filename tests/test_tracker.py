@@ -276,6 +276,36 @@ def test_redetection_is_inert_while_the_pick_is_confident(engines, rng):
         TrackerParams(redetect_frames=-1)
 
 
+def test_dropped_frames_move_the_search_by_the_elapsed_frames(engines, rng):
+    # a square moving 0.2 of its side per frame, tracked on every frame, then on every 3rd with elapsed=3: the
+    # search crop is centred on the box moved 3 frames' worth of the velocity (capped at motion_horizon), and the
+    # velocity stays per camera frame
+    frames, gt = _moving_square(rng, np.full(16, 0.2))
+    tr = SiameseTracker(engines)
+    arounds = []
+    tr._look = (lambda f: lambda image, around, widen: arounds.append(around.copy()) or f(image, around, widen))(
+        tr._look)
+    tr.init(frames[0], gt[0])
+    for i in range(1, 8):
+        tr.update(frames[i])
+    v = tr._velocity.copy()
+    np.testing.assert_allclose(v, gt[7, :2] - gt[6, :2], atol=2.5)       # 8 px per frame
+    for i in (10, 13, 16):
+        box, vel = tr.box.copy(), tr._velocity.copy()
+        arounds.clear()
+        out = tr.update(frames[i], elapsed=3)
+        np.testing.assert_allclose(arounds[0][:2], box[:2] + 3 * vel, atol=1e-9)
+        assert otb.iou(out[None], gt[i][None])[0] > 0.6
+        np.testing.assert_allclose(tr._velocity, v, atol=2.5)
+    box, vel = tr.box.copy(), tr._velocity.copy()
+    arounds.clear()
+    tr.update(frames[16], elapsed=500)                                     # a stall: at most motion_horizon
+    np.testing.assert_allclose(arounds[0][:2], box[:2] + TrackerParams().motion_horizon * vel, atol=1e-9)
+    for bad in (0, -1, 1.5):
+        with pytest.raises(ValueError, match="elapsed must be an integer >= 1"):
+            tr.update(frames[16], elapsed=bad)
+
+
 def test_latch_is_a_hysteresis_by_hand():
     from edge.tracking.tracker import latch
     confs = [0.6, 0.45, 0.35, 0.45, 0.49, float("nan"), 0.5, 0.45, 0.39]

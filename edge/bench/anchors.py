@@ -54,7 +54,9 @@ class OpenCVTracker:
         self._tracker.init(image, rect)
         self.box, self.lost = b.copy(), False
 
-    def update(self, image: np.ndarray) -> np.ndarray:
+    def update(self, image: np.ndarray, elapsed: int = 1) -> np.ndarray:
+        """The next box (``elapsed``, camera frames since the last update, is accepted and unused: OpenCV's
+        trackers have no motion model to move)."""
         if self._tracker is None:
             raise RuntimeError("tracker.update() before init()")
         ok, rect = self._tracker.update(image)

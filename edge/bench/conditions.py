@@ -1,8 +1,10 @@
 """Camera conditions a user's footage has and ours may not: the same real frames as a night-time IR camera, a
 dim room, a cheap camera's heavy JPEG, a shaking pole, a camera read at a third of its frame rate, a 1080p
-camera, a portrait-mounted camera, half resolution. Each :class:`Condition` maps frames (and, for tracking,
-their ground-truth boxes) to the frames that camera would give; noise is drawn from the given generator, so a
-seed fixes it. Torch-free (numpy + OpenCV); evaluation only, nothing is tuned on it.
+camera, a portrait-mounted camera, half resolution, a loop that drops frames behind a live camera. Each
+:class:`Condition` maps frames (and, for tracking, their ground-truth boxes) to the frames that camera would give;
+noise is drawn from the given generator, so a seed fixes it. Torch-free (numpy + OpenCV). On the real shots it is
+evaluation only (``bench/conditions.py``); parameters are judged on the validation splits under the same
+conditions (``bench/tracker_tune.py --conditions``).
 """
 from __future__ import annotations
 
@@ -17,15 +19,20 @@ Frames = list  # list of HxWx3 uint8 BGR arrays
 
 @dataclass(frozen=True)
 class Condition:
-    """``apply(frames, gt, keep, rng) -> (frames, gt)``: ``gt`` [N, 4] boxes (NaN = not drawn) follow the frames;
-    ``keep`` [N] bool marks frames a frame-dropping condition must keep (the drawn ones)."""
+    """``apply(frames, gt, keep, rng) -> (frames, gt, index)``: ``gt`` [N, 4] boxes (NaN = not drawn) follow the
+    frames; ``keep`` [N] bool marks frames a frame-dropping condition must keep (the drawn ones); ``index`` is
+    each frame's index in the stream the tracking loop sees (gaps: frames the loop dropped and knows it did)."""
     name: str
     what: str
-    apply: Callable[[Frames, np.ndarray, np.ndarray, np.random.Generator], tuple[Frames, np.ndarray]]
+    apply: Callable[[Frames, np.ndarray, np.ndarray, np.random.Generator], tuple[Frames, np.ndarray, np.ndarray]]
+
+
+def _same(frames: Frames, gt: np.ndarray, keep: np.ndarray, rng: np.random.Generator):
+    return list(frames), gt, np.arange(len(frames))
 
 
 def _per_frame(fn: Callable[[np.ndarray, np.random.Generator], np.ndarray]):
-    return lambda frames, gt, keep, rng: ([fn(f, rng) for f in frames], gt)
+    return lambda frames, gt, keep, rng: ([fn(f, rng) for f in frames], gt, np.arange(len(frames)))
 
 
 def _noisy(img: np.ndarray, sigma: float, rng: np.random.Generator) -> np.ndarray:
@@ -56,14 +63,22 @@ def _shake(frames: Frames, gt: np.ndarray, keep: np.ndarray, rng: np.random.Gene
         dx, dy = rng.normal(0.0, 0.015 * min(h, w), 2)
         out.append(cv2.warpAffine(f, np.float32([[1, 0, dx], [0, 1, dy]]), (w, h), borderMode=cv2.BORDER_REPLICATE))
         boxes[i, :2] += (dx, dy)
-    return out, boxes
+    return out, boxes, np.arange(len(out))
 
 
 def _drop(k: int):
+    """A camera at 1/k of the rate: the loop sees consecutive frames (index 0, 1, 2, ...)."""
     def fn(frames: Frames, gt: np.ndarray, keep: np.ndarray, rng: np.random.Generator):
         idx = [i for i in range(len(frames)) if i % k == 0 or keep[i]]
-        return [frames[i] for i in idx], gt[idx]
+        return [frames[i] for i in idx], gt[idx], np.arange(len(idx))
     return fn
+
+
+def _runtime_drops(frames: Frames, gt: np.ndarray, keep: np.ndarray, rng: np.random.Generator):
+    """A loop that falls behind a live camera: each frame is dropped with probability 1/2, and the loop knows the
+    source index of every frame it gets (``edge run`` passes the gap to the tracker)."""
+    idx = [i for i in range(len(frames)) if keep[i] or rng.random() < 0.5]
+    return [frames[i] for i in idx], gt[idx], np.array(idx)
 
 
 def _resize(width: int | None = None, factor: float | None = None):
@@ -73,7 +88,7 @@ def _resize(width: int | None = None, factor: float | None = None):
         size = (max(2, round(w * s)), max(2, round(h * s)))
         interp = cv2.INTER_AREA if s < 1 else cv2.INTER_LINEAR
         return [cv2.resize(f, size, interpolation=interp) for f in frames], \
-            gt * np.array([size[0] / w, size[1] / h, size[0] / w, size[1] / h])
+            gt * np.array([size[0] / w, size[1] / h, size[0] / w, size[1] / h]), np.arange(len(frames))
     return fn
 
 
@@ -81,11 +96,11 @@ def _rotate(frames: Frames, gt: np.ndarray, keep: np.ndarray, rng: np.random.Gen
     """90 degrees clockwise (a portrait-mounted camera): (x, y, w, h) in an H-high frame -> (H - y - h, x, h, w)."""
     h = frames[0].shape[0]
     boxes = np.stack([h - gt[:, 1] - gt[:, 3], gt[:, 0], gt[:, 3], gt[:, 2]], 1)
-    return [cv2.rotate(f, cv2.ROTATE_90_CLOCKWISE) for f in frames], boxes
+    return [cv2.rotate(f, cv2.ROTATE_90_CLOCKWISE) for f in frames], boxes, np.arange(len(frames))
 
 
 CONDITIONS: dict[str, Condition] = {c.name: c for c in (
-    Condition("original", "the footage as recorded", lambda frames, gt, keep, rng: (list(frames), gt)),
+    Condition("original", "the footage as recorded", _same),
     Condition("night_ir", "grey, 0.35x brightness + 10, noise sigma 6 (an IR camera at night)", _per_frame(_night_ir)),
     Condition("low_light", "colour at 0.3x brightness, noise sigma 5 (a dim room)", _per_frame(_low_light)),
     Condition("jpeg_q10", "every frame JPEG-compressed at quality 10 (a cheap camera's stream)", _per_frame(_jpeg)),
@@ -93,6 +108,8 @@ CONDITIONS: dict[str, Condition] = {c.name: c for c in (
               _shake),
     Condition("frame_drop_3", "2 of 3 frames dropped (the camera read at a third of its rate; drawn frames kept)",
               _drop(3)),
+    Condition("runtime_drops", "half the frames dropped at random by a loop behind a live camera, which knows "
+              "the gaps", _runtime_drops),
     Condition("upscale_1080", "resized to 1920 px wide (a high-resolution camera)", _resize(width=1920)),
     Condition("half_res", "half the resolution (a far camera: the target has half the pixels)", _resize(factor=0.5)),
     Condition("portrait", "rotated 90 degrees (a portrait-mounted camera)", _rotate),
@@ -109,9 +126,11 @@ def select(names: Sequence[str] | None) -> list[Condition]:
     return [CONDITIONS[n] for n in names]
 
 
-def apply(cond: Condition, frames: Frames, gt: np.ndarray | None = None, seed: int = 0) -> tuple[Frames, np.ndarray]:
-    """``cond`` applied to ``frames`` (and ``gt``). A frame-dropping condition never drops the first frame, nor a
-    drawn frame of sparsely drawn footage (boxes on some frames only); fully boxed sequences lose frames evenly."""
+def apply(cond: Condition, frames: Frames, gt: np.ndarray | None = None,
+          seed: int = 0) -> tuple[Frames, np.ndarray, np.ndarray]:
+    """``cond`` applied to ``frames`` (and ``gt``): (frames, boxes, index in the loop's stream). A frame-dropping
+    condition never drops the first frame, nor a drawn frame of sparsely drawn footage (boxes on some frames
+    only); fully boxed sequences lose frames evenly."""
     n = len(frames)
     gt = np.full((n, 4), np.nan) if gt is None else np.asarray(gt, np.float64)
     keep = np.isfinite(gt[:, 0])

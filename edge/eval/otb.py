@@ -93,14 +93,16 @@ def summarize_by_attribute(evals: dict[str, dict], attributes: dict[str, Sequenc
     return out
 
 
-def run_sequence(tracker, frames: Iterable, init_box) -> tuple[np.ndarray, np.ndarray]:
+def run_sequence(tracker, frames: Iterable, init_box, index=None) -> tuple[np.ndarray, np.ndarray]:
     """got10k one-pass evaluation: init on frame 0 with ``init_box``, update on the rest.
 
-    ``frames`` are HxWx3 uint8 BGR arrays or image paths. Returns boxes [N, 4] (row 0 = init box) and
-    per-frame times in seconds (row 0 = init time)."""
+    ``frames`` are HxWx3 uint8 BGR arrays or image paths. ``index``: each frame's index in its stream, when the
+    loop dropped frames; a gap reaches the tracker as ``update(image, elapsed)``. Returns boxes [N, 4] (row 0 =
+    init box) and per-frame times in seconds (row 0 = init time)."""
     import cv2
     boxes, times = [], []
     for i, f in enumerate(frames):
+        gap = 1 if index is None or i == 0 else int(index[i]) - int(index[i - 1])
         if isinstance(f, (str, Path)):
             img = cv2.imread(str(f), cv2.IMREAD_COLOR)
             if img is None:
@@ -111,7 +113,7 @@ def run_sequence(tracker, frames: Iterable, init_box) -> tuple[np.ndarray, np.nd
             tracker.init(f, init_box)
             box = np.asarray(init_box, np.float64)
         else:
-            box = np.asarray(tracker.update(f), np.float64)
+            box = np.asarray(tracker.update(f) if gap == 1 else tracker.update(f, gap), np.float64)
         times.append(time.perf_counter() - t)
         boxes.append(box)
     if not boxes:

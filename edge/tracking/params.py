@@ -27,6 +27,9 @@ class TrackerParams:
     # constant-velocity prior: the search crop is centred on the box moved by a velocity, an exponential
     # moving average (rate motion_lr) of the box centre's frame-to-frame motion; 0 = off; reset while lost
     motion_lr: float = 0.6           # (0 before 2026-12-02: chosen on validation, bench/tracker_tune.py)
+    # after dropped frames (update's ``elapsed`` > 1) the prior moves the crop velocity x elapsed, at most this
+    # many frames' worth (a long stall says nothing about where a target went)
+    motion_horizon: int = 10
     top_k: int = 1                   # the box is the mean of the top_k candidates' boxes (MDNet: 5)
     min_scale: float = 0.2           # box size limits relative to the initial box
     max_scale: float = 5.0

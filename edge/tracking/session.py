@@ -70,6 +70,7 @@ class TrackerSession:
         self.score: float | None = None
         self.lost = False
         self.last_good: tuple | None = None
+        self.index = -1                 # the source index of the last frame tracked
 
     def prepare(self, frame) -> None:
         """Nothing to do ahead of inference (the crop depends on the previous box)."""
@@ -82,6 +83,7 @@ class TrackerSession:
         self.tracker = self.runtime.tracker()
         self.tracker.init(image, np.asarray(box, np.float64))
         self.box, self.score, self.lost, self.last_good = box, None, False, box
+        self.index = index
         return TrackInit(index, box)
 
     def update(self, image: np.ndarray, index: int, reconnected: bool = False) -> TrackerUpdate:
@@ -89,7 +91,10 @@ class TrackerSession:
         if self.tracker is None or reconnected:
             ev = self.reinit(image, index)
             return TrackerUpdate(self.box, self.score, self.lost, [ev])
-        box = self.tracker.update(image)
+        # frames dropped upstream (a live source behind, a corrupt frame skipped) leave a gap in the index:
+        # the tracker's motion prior covers it
+        box = self.tracker.update(image, max(1, index - self.index))
+        self.index = index
         self.box = tuple(float(v) for v in np.asarray(box).reshape(-1)[:4])
         s = self.tracker.last_score
         self.score = None if s is None or not np.isfinite(s) else float(s)

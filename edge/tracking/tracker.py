@@ -190,14 +190,18 @@ class SiameseTracker:
             sel = sel - p.displacement_penalty * np.sum(d * d, 1) / float(wh[0] * wh[1])
         return sel, iou
 
-    def update(self, image: np.ndarray) -> np.ndarray:
+    def update(self, image: np.ndarray, elapsed: int = 1) -> np.ndarray:
         """Track one frame; returns the new box [x, y, w, h] clipped to the frame: the held box while lost by
-        score, the followed box when the target left the frame (``lost`` either way)."""
-        box = self._update(image)
+        score, the followed box when the target left the frame (``lost`` either way). ``elapsed``: camera frames
+        since the previous update (more than 1 after frames were dropped): the motion prior moves the search
+        that many frames' worth, and re-detection's frame counts count camera frames."""
+        if not (isinstance(elapsed, (int, np.integer)) and elapsed >= 1):
+            raise ValueError(f"tracker.update(): elapsed must be an integer >= 1 (camera frames), got {elapsed!r}")
+        box = self._update(image, int(elapsed))
         self.lost = self.lost or self._left
         return box
 
-    def _update(self, image: np.ndarray) -> np.ndarray:
+    def _update(self, image: np.ndarray, elapsed: int) -> np.ndarray:
         if self.template is None:
             raise RuntimeError("tracker.update() before init()")
         image = check_image(image)
@@ -205,9 +209,10 @@ class SiameseTracker:
         widen = p.lost_search_ratio if self._searching else 1.0
         if self._searching:
             self._velocity[:] = 0.0
-        self._frame += 1
+        self._frame += elapsed
         centre0 = self.box[:2] + self.box[2:] / 2
-        look = self._look(image, np.concatenate([self.box[:2] + self._velocity, self.box[2:]]), widen)
+        ahead = self._velocity * min(elapsed, p.motion_horizon)
+        look = self._look(image, np.concatenate([self.box[:2] + ahead, self.box[2:]]), widen)
         if look is None:                # a failing engine: nothing finite = lost, box held
             self.last_score, self.lost = float("nan"), True
             return self._report(self.box)
@@ -260,7 +265,7 @@ class SiameseTracker:
         if redetected:
             self._velocity[:] = 0.0
         elif p.motion_lr:
-            self._velocity = (1 - p.motion_lr) * self._velocity + p.motion_lr * (centre - centre0)
+            self._velocity = (1 - p.motion_lr) * self._velocity + p.motion_lr * (centre - centre0) / elapsed
         if iou is not None and float(iou[best]) >= p.lost_recover and not self._left:
             self._anchor = (self.box.copy(), self._frame)
         if self.regressor is None:
