@@ -198,9 +198,10 @@ def bench(engines: Sequence[PathLike | EngineSet], data: Sequence[PathLike] = ()
           export: Sequence[PathLike] = (), baseline: bool = True, threads: int | None = None,
           duration: float = 1.0, samples: int = 200, max_sequences: int | None = None,
           max_frames: int | None = None, max_clips: int | None = None, cache: PathLike = "out/bench/data",
-          log: Log = _quiet) -> BenchReport:
+          conditions: Sequence[str] = (), log: Log = _quiet) -> BenchReport:
     """Speed, numerics and task accuracy of engine folders against the PyTorch reference and plain
-    onnxruntime on the raw export, in one run (rows interleaved); writes JSON / Markdown / plots if asked."""
+    onnxruntime on the raw export, in one run (rows interleaved); writes JSON / Markdown / plots if asked.
+    ``conditions``: tracker rows again under camera conditions (``edge.bench.conditions``, e.g. ``night_ir``)."""
     from edge.bench.suite import run_suite
     report, status = run_suite(
         engine_dirs=[_engine_path(e) for e in engines], data=[str(d) for d in data],
@@ -208,7 +209,7 @@ def bench(engines: Sequence[PathLike | EngineSet], data: Sequence[PathLike] = ()
         baseline=baseline, threads=threads or os.cpu_count() or 1, duration=duration, samples=samples,
         max_sequences=max_sequences, max_frames=max_frames, max_clips=max_clips, cache=str(cache),
         json_path=None if json is None else str(json), md_path=None if markdown is None else str(markdown),
-        plots_dir=None if plots is None else str(plots), log=log)
+        plots_dir=None if plots is None else str(plots), log=log, conditions=tuple(conditions))
     return BenchReport(report, status)
 
 

@@ -136,3 +136,29 @@ def test_data_folders_otb_got10k_and_clips(tmp_path):
     assert [c.label for c in clips] == [0, 1] and len(clips[0].frames) == 9
     with pytest.raises(ValueError, match="not classes of the model"):
         data.load_clips(tmp_path / "clips", ["take", "fall"])
+
+
+def test_bench_conditions_rerun_the_tracker_rows(engines, tmp_path):
+    """--conditions: every tracker row (PyTorch, the engine, the OpenCV anchors) again on the same data as those
+    cameras give it; the fp32 engine still equals PyTorch there; an unknown condition fails before any work."""
+    from edge.bench import conditions as camera
+    root, eng = engines
+    out = tmp_path / "c.json"
+    assert bench(root, [eng["tracker"]], "--no-baseline", "--conditions", "night_ir", "runtime_drops",
+                 "--json", str(out), "--markdown", str(tmp_path / "c.md")) == 0
+    sec = json.loads(out.read_text())["models"]["tracker"]
+    conds = sec["conditions"]
+    assert list(conds) == ["night_ir", "runtime_drops"]
+    for name, c in conds.items():
+        assert c["what"] == camera.CONDITIONS[name].what
+        rows = c["rows"]
+        assert list(rows)[:2] == ["pytorch", "tracker-cpu-fp32"] and "OpenCV CSRT" in rows
+        assert rows["tracker-cpu-fp32"]["auc"] == pytest.approx(rows["pytorch"]["auc"], abs=1e-6)
+        assert all(0 <= r["auc"] <= 1 for r in rows.values())
+    # the condition changes what the trackers see: CSRT (deterministic) scores otherwise than on the unchanged data
+    csrt = next(r for r in sec["rows"] if r["name"] == "OpenCV CSRT")["task"]["auc"]
+    assert conds["night_ir"]["rows"]["OpenCV CSRT"]["auc"] != pytest.approx(csrt, abs=1e-6)
+    assert "Under camera conditions" in (tmp_path / "c.md").read_text()
+    bad = tmp_path / "bad.json"
+    assert bench(root, [eng["tracker"]], "--conditions", "fog", "--json", str(bad)) == 2
+    assert not bad.exists()

@@ -75,14 +75,15 @@ def run_anchor(kind: str, sequences: Sequence, log: Callable[[str], None] = prin
     from edge.eval import otb
     evals, times = {}, []
     for seq in sequences:
-        boxes, t = otb.run_sequence(OpenCVTracker(kind), seq.frames, seq.gt[0])
+        boxes, t = otb.run_sequence(OpenCVTracker(kind), seq.frames, seq.gt[0], getattr(seq, "index", None))
         ev = otb.evaluate(boxes, seq.gt)
         ev["fps"] = (len(t) - 1) / float(np.sum(t[1:])) if len(t) > 1 else None
         evals[seq.name] = ev
         times.extend(float(x) for x in t[1:])
     task = summarize_sequences(evals, {s.name: getattr(s, "attributes", ()) for s in sequences})
     task["fps"] = len(times) / sum(times) if times else None
-    task.update(real_metrics({seq.name: (otb.run_sequence(OpenCVTracker(kind), seq.frames, seq.gt[0])[0], seq.gt)
+    task.update(real_metrics({seq.name: (otb.run_sequence(OpenCVTracker(kind), seq.frames, seq.gt[0],
+                                                          getattr(seq, "index", None))[0], seq.gt)
                               for seq in real}))
     e2e = latency_stats(times)
     e2e["fps"] = e2e["throughput"]

@@ -138,3 +138,36 @@ def apply(cond: Condition, frames: Frames, gt: np.ndarray | None = None,
         keep[:] = False
     keep[0] = True
     return cond.apply(frames, gt, keep, np.random.default_rng(seed))
+
+
+def apply_sequence(cond: Condition, seq, seed: int = 0):
+    """A ``edge.bench.tasks.TrackSequence`` as ``cond``'s camera gives it (same name and tags)."""
+    from edge.bench.tasks import TrackSequence
+    frames, gt, index = apply(cond, seq.frames, seq.gt, seed)
+    return TrackSequence(seq.name, frames, gt, tuple(seq.attributes), index)
+
+
+def tracker_section(conds: Sequence[Condition], subjects: Sequence, task, anchor_kinds: Sequence[str],
+                    log: Callable[[str], None] = print) -> dict:
+    """``edge bench --conditions``: every row (our subjects, then the OpenCV anchors that exist) on the task's
+    sequences and real shots as each condition gives them: {condition: {"what", "rows": {row: {auc,
+    precision20, real_auc}}}}. Seeds follow the sequence order, so every row sees the same frames."""
+    from edge.bench import anchors
+    from edge.bench.tasks import TrackerTask
+    out = {}
+    for c in conds:
+        seqs = [apply_sequence(c, s, k) for k, s in enumerate(task.sequences)]
+        real = [apply_sequence(c, s, 1000 + k) for k, s in enumerate(task.real)]
+        t = TrackerTask(seqs, c.what, real)
+        rows = {}
+        for sub in subjects:
+            m = t.run(sub.engines).metrics
+            rows[sub.name] = {k: m.get(k) for k in ("auc", "precision20", "real_auc")}
+        for kind in anchor_kinds:
+            if anchors.factory(kind)[0] is not None:
+                m = anchors.run_anchor(kind, seqs, lambda msg: None, real)["task"]
+                rows[f"OpenCV {kind}"] = {k: m.get(k) for k in ("auc", "precision20", "real_auc")}
+        out[c.name] = {"what": c.what, "rows": rows}
+        log(f"[tracker] condition {c.name}: " + ", ".join(f"{n} {r['auc']:.3f}" for n, r in rows.items()))
+        del seqs, real, t
+    return out

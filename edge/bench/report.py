@@ -105,7 +105,7 @@ def markdown(report: dict) -> str:
             cells.append(status + (": " + "; ".join(v["failures"]) if v.get("failures") else "")
                          + (" (" + "; ".join(v["notes"]) + ")" if v.get("notes") else ""))
             lines.append("| " + " | ".join(str(c) for c in cells) + " |")
-        lines += attribute_table(m) + real_table(m)
+        lines += attribute_table(m) + real_table(m) + conditions_table(m)
         for note in m.get("notes", []):
             lines += ["", f"- {note}"]
         lines.append("")
@@ -127,6 +127,29 @@ def attribute_table(section: dict) -> list[str]:
         a = r["task"]["attributes"]
         out.append(f"| {r['name']} | " + " | ".join(_f((a.get(t) or {}).get("auc")) for t in tags) + " |")
     return out
+
+
+def conditions_table(section: dict) -> list[str]:
+    """``edge bench --conditions``: AUC per row under each camera condition (real-footage AUC after a slash)."""
+    conds = section.get("conditions")
+    if not conds:
+        return []
+    names = list(conds)
+    rows = list(next(iter(conds.values()))["rows"])
+    lines = ["", "Under camera conditions (`edge.bench.conditions`; AUC, and real-footage AUC after the slash when "
+             "the real shots ran; reported, not judged):", "",
+             "| Row | " + " | ".join(names) + " |", "|---" * (len(names) + 1) + "|"]
+    for r in rows:
+        cells = []
+        for c in names:
+            m = conds[c]["rows"].get(r) or {}
+            cell = "—" if m.get("auc") is None else f"{m['auc']:.3f}"
+            if m.get("real_auc") is not None:
+                cell += f" / {m['real_auc']:.3f}"
+            cells.append(cell)
+        lines.append(f"| {r} | " + " | ".join(cells) + " |")
+    lines += [""] + [f"- `{c}`: {v['what']}" for c, v in conds.items()]
+    return lines
 
 
 def real_table(section: dict) -> list[str]:

@@ -105,8 +105,13 @@ def run_suite(engine_dirs: Sequence[str], data: Sequence[str] = (), tolerances_f
               samples: int = 200, max_sequences: int | None = None, max_frames: int | None = None,
               max_clips: int | None = None, cache: str = "out/bench/data", json_path: str | None = None,
               md_path: str | None = None, plots_dir: str | None = None,
-              log: Callable[[str], None] = print, anchors: bool = True) -> tuple[dict, str]:
-    """Benchmark every model found in ``engine_dirs``; returns (report, "pass" | "fail")."""
+              log: Callable[[str], None] = print, anchors: bool = True,
+              conditions: Sequence[str] = ()) -> tuple[dict, str]:
+    """Benchmark every model found in ``engine_dirs``; returns (report, "pass" | "fail"). ``conditions``
+    (``edge.bench.conditions``): the tracker rows again on the same data as those cameras would give it
+    (reported, not judged)."""
+    from edge.bench import conditions as camera
+    conds = camera.select(conditions) if conditions else []      # an unknown name fails before any work
     tol = tolerances.load(tolerances_file)
     settings = runner.Settings(threads=threads, min_s=duration, samples=samples, tolerances=tol)
     groups: dict[str, list[tuple[Path, Engines]]] = {}
@@ -168,6 +173,10 @@ def run_suite(engine_dirs: Sequence[str], data: Sequence[str] = (), tolerances_f
         if anchors and model == "tracker" and task is not None:   # OpenCV CSRT/KCF/MIL, same sequences
             from edge.bench import anchors as anchor_rows
             anchor_rows.add_to_section(section, task.sequences, log, real=task.real)
+        if conds and model == "tracker" and task is not None:
+            from edge.bench import anchors as anchor_rows
+            section["conditions"] = camera.tracker_section(conds, subjects, task,
+                                                           anchor_rows.ANCHORS if anchors else (), log)
         models[model] = section
 
     status = runner.overall(models)

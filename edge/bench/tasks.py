@@ -31,6 +31,7 @@ class TrackSequence:
     frames: list[np.ndarray]
     gt: np.ndarray
     attributes: tuple[str, ...] = ()      # OTB-style tags (edge.data.sequences.read_attributes)
+    index: np.ndarray | None = None       # each frame's index in its stream when the loop dropped frames
 
 
 @dataclass
@@ -66,7 +67,7 @@ class TrackerTask:
         from edge.tracking import SiameseTracker
         real = i >= len(self.sequences)
         seq = self.real[i - len(self.sequences)] if real else self.sequences[i]
-        boxes, t = otb.run_sequence(SiameseTracker(engines), seq.frames, seq.gt[0])
+        boxes, t = otb.run_sequence(SiameseTracker(engines), seq.frames, seq.gt[0], seq.index)
         if real:
             return _RealRun(seq.name, boxes)
         ev = otb.evaluate(boxes, seq.gt)

@@ -1,5 +1,5 @@
 """``edge bench ENGINE_DIR... [--data PATH...] [--json PATH] [--markdown PATH] [--plots DIR]
-[--tolerances FILE]``: speed, numerics and task accuracy of engines against the PyTorch reference.
+[--tolerances FILE] [--conditions NAME...]``: speed, numerics and task accuracy of engines against the PyTorch reference.
 
 Per model found among the engine folders, in one run and through the same runtime logic: the PyTorch
 reference (imported lazily, for that row only), a baseline of plain onnxruntime on the un-optimised export
@@ -34,6 +34,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--max-sequences", type=int, default=None, help="use at most N tracking sequences")
     p.add_argument("--max-frames", type=int, default=None, help="use at most N frames per sequence")
     p.add_argument("--max-clips", type=int, default=None, help="use at most N labelled clips")
+    p.add_argument("--conditions", nargs="+", default=[], metavar="NAME",
+                   help="also run the tracker rows as other cameras would give the data (edge.bench.conditions: "
+                        "original, night_ir, low_light, jpeg_q10, shake, frame_drop_3, runtime_drops, "
+                        "upscale_1080, half_res, portrait); reported, not judged")
     p.add_argument("--cache", default=str(DEFAULT_CACHE), metavar="DIR",
                    help=f"where generated data is kept ({DEFAULT_CACHE})")
 
@@ -44,6 +48,7 @@ def run(args: argparse.Namespace) -> int:
                          tolerances=args.tolerances, export=args.export, baseline=not args.no_baseline,
                          threads=args.threads, duration=args.duration, samples=args.samples,
                          max_sequences=args.max_sequences, max_frames=args.max_frames, max_clips=args.max_clips,
-                         cache=args.cache, log=lambda m: print(m, file=sys.stderr, flush=True))
+                         cache=args.cache, conditions=args.conditions,
+                         log=lambda m: print(m, file=sys.stderr, flush=True))
     print(rep.markdown(), end="")
     return 0 if rep.passed else 1
