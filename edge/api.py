@@ -157,8 +157,9 @@ def run(sources: PathLike | Sequence[PathLike], tracker: PathLike | EngineSet | 
     ``classifier`` then name served models), ``remote_shm`` (True: large inputs through system shared memory,
     server on this machine), ``alarms`` (a per-class alarm rules file, ``edge/data/alarms.json``
     form, instead of the model's), ``threads`` (onnxruntime threads per engine; default: the build's, shared
-    by the models that run, which step concurrently). Everything is validated before any engine loads or any
-    thread starts."""
+    by the models that run, which step concurrently), ``rotate`` (90, 180 or 270: every source's frames turned
+    clockwise first, for a camera mounted sideways or upside down; boxes and video are in the turned frame).
+    Everything is validated before any engine loads or any thread starts."""
     from edge.stream.run import execute
     plan = run_plan(sources, tracker, init_box, classifier, out_video, events, max_frames, **options)
     return execute(plan, on_event=on_event, handle_signals=handle_signals)
@@ -169,7 +170,8 @@ def run_plan(sources, tracker=None, init_box=None, classifier=None, out_video=No
              classifier_fps: float | None = None, tracker_params: Mapping | None = None, queue_size: int = 4,
              live_queue_size: int = 2, batch: int = 8, max_reconnects: int | None = None, open_timeout: float | None = None,
              status_interval: float = 0.0, display: bool = False, remote: str | None = None,
-             remote_shm: bool = False, alarms: PathLike | None = None, threads: int | None = None):
+             remote_shm: bool = False, alarms: PathLike | None = None, threads: int | None = None,
+             rotate: int = 0):
     """The ``edge.stream.run.RunPlan`` of ``run``'s arguments (for callers that drive the pipeline)."""
     from edge.stream.run import RunPlan
     srcs = [str(sources)] if isinstance(sources, (str, os.PathLike)) else [str(s) for s in sources]
@@ -181,7 +183,7 @@ def run_plan(sources, tracker=None, init_box=None, classifier=None, out_video=No
                    queue_size=queue_size, live_queue_size=live_queue_size, batch=batch,
                    max_reconnects=max_reconnects, open_timeout=open_timeout, status_interval=status_interval,
                    display=display, remote=remote, remote_shm=remote_shm,
-                   alarms=None if alarms is None else str(alarms), threads=threads)
+                   alarms=None if alarms is None else str(alarms), threads=threads, rotate=rotate)
 
 
 def _boxes(init_box, n: int) -> list:

@@ -35,6 +35,9 @@ def add_arguments(p) -> None:
     p.add_argument("--heatmap", action="store_true", help="blend the classifier attention map into the video")
     p.add_argument("--events", metavar="PATH.jsonl", help="JSON Lines events (schema in the README)")
     p.add_argument("--display", action="store_true", help="show the overlay in a window (needs OpenCV GUI)")
+    p.add_argument("--rotate", type=int, default=0, choices=(0, 90, 180, 270), metavar="DEG",
+                   help="turn every source's frames clockwise by 90, 180 or 270 degrees first (a camera mounted "
+                        "sideways or upside down); --init-box, boxes and the video are in the turned frame")
     p.add_argument("--max-frames", type=int, default=None, metavar="N", help="stop each stream after N frames")
     p.add_argument("--queue-size", type=int, default=4, help="frames buffered after capture (file sources)")
     p.add_argument("--live-queue-size", type=int, default=2,
@@ -66,7 +69,7 @@ def run_kwargs(args) -> dict:
                 max_reconnects=args.max_reconnects, open_timeout=args.open_timeout,
                 status_interval=args.status_interval, display=args.display, remote=args.remote,
                 remote_shm=getattr(args, "remote_shm", "off") == "on",
-                alarms=args.alarms, threads=args.threads)
+                alarms=args.alarms, threads=args.threads, rotate=args.rotate)
 
 
 def run(args) -> int:

@@ -43,6 +43,7 @@ class RunPlan:
     remote_shm: bool = False            # large inputs through system shared memory (server on this machine)
     alarms: str | None = None           # a rules file (edge/data/alarms.json form) instead of the manifest's
     threads: int | None = None          # onnxruntime intra-op threads per engine (None: see engine_threads)
+    rotate: int = 0                     # degrees clockwise every source's frames are turned first (0/90/180/270)
 
 
 class CallbackSink(Sink):
@@ -63,6 +64,8 @@ class CallbackSink(Sink):
 def _check(plan: RunPlan) -> None:
     if not plan.sources or any(not str(s).strip() for s in plan.sources):
         raise UserError("--source needs a video file, image folder, camera index, URL or GStreamer pipeline")
+    if plan.rotate not in (0, 90, 180, 270):
+        raise UserError(f"--rotate must be 0, 90, 180 or 270 (degrees clockwise), got {plan.rotate!r}")
     for what, v, low in (("--max-frames", plan.max_frames, 1), ("--window", plan.window, 1),
                          ("--stride", plan.stride, 1), ("--batch", plan.batch, 1),
                          ("--queue-size", plan.queue_size, 1), ("--live-queue-size", plan.live_queue_size, 1),
@@ -126,7 +129,7 @@ def _engines(name: str, kind: str, remote: str | None, threads: int | None = Non
 def prepare(plan: RunPlan, on_event: Callable[[int, Event], None] | None = None) -> Pipeline:
     """The pipeline of ``plan``: arguments, outputs, then sources, then engines (errors -> UserError)."""
     from edge.stream.sinks import DisplaySink, EventsSink, StatusSink, VideoSink
-    from edge.stream.sources import decode_threads, open_source
+    from edge.stream.sources import RotatedSource, decode_threads, open_source
     from edge.tracking.session import clip_box, parse_box
 
     _check(plan)
@@ -145,6 +148,8 @@ def prepare(plan: RunPlan, on_event: Callable[[int, Event], None] | None = None)
     for i, spec in enumerate(plan.sources):
         src = open_source(spec, max_reconnects=plan.max_reconnects, decode_threads=decode_threads(len(plan.sources)),
                           **({"open_timeout": plan.open_timeout} if plan.open_timeout else {}))
+        if plan.rotate:                     # upright first: boxes, video and events are in the turned frame
+            src = RotatedSource(src, plan.rotate)
         box = (boxes[i] if len(boxes) > 1 else boxes[0]) if boxes else None
         size = src.frame_size()
         if box is not None and size is not None:

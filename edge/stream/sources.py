@@ -8,7 +8,8 @@
 - a string with ``!`` ending in ``appsink`` -> GStreamer pipeline, opened with ``cv2.CAP_GSTREAMER`` (live);
 - anything else -> a video file (must exist and decode, else ``FileNotFoundError``/``UserError``: exit 2).
 
-File sources end at end of stream and never drop. Live sources reopen with exponential back-off when they
+``RotatedSource`` turns any of them upright (``edge run --rotate``). File sources end at end of stream and never
+drop. Live sources reopen with exponential back-off when they
 fail to open, error or disconnect, and keep going until stopped. Frames that fail to decode are skipped and
 counted in ``corrupt``.
 """
@@ -286,6 +287,32 @@ class LiveSource(Source):
     def close(self):
         if self.cap is not None:
             self.cap.release()
+
+
+ROTATIONS = {90: cv2.ROTATE_90_CLOCKWISE, 180: cv2.ROTATE_180, 270: cv2.ROTATE_90_COUNTERCLOCKWISE}
+
+
+class RotatedSource(Source):
+    """``source``'s frames turned clockwise by ``degrees`` (90, 180, 270): a camera mounted sideways (a corridor
+    view) or upside down (a ceiling mount), made upright before anything else sees them."""
+
+    def __init__(self, source: Source, degrees: int) -> None:
+        if degrees not in ROTATIONS:
+            raise UserError(f"--rotate must be 0, 90, 180 or 270 (degrees clockwise), got {degrees!r}")
+        self.inner, self.degrees, self._code = source, degrees, ROTATIONS[degrees]
+        self.live, self.name, self.stats = source.live, source.name, source.stats
+        self.fps = getattr(source, "fps", None)
+
+    def frame_size(self):
+        size = self.inner.frame_size()
+        return size if size is None or self.degrees == 180 else (size[1], size[0])
+
+    def frames(self, stop):
+        for img, ts, index in self.inner.frames(stop):
+            yield cv2.rotate(img, self._code), ts, index
+
+    def close(self):
+        self.inner.close()
 
 
 def _gstreamer_available() -> bool:
