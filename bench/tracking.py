@@ -45,7 +45,7 @@ from edge.tracking import SiameseTracker  # noqa: E402
 
 # the first release's tracker (before issue 10): template cosine only, scale step 1.05, search centred on the box,
 # no re-detection
-RELEASE = {"head_weight": 0.0, "scale_step": 1.05, "motion_lr": 0.0, "redetect_frames": 0}
+RELEASE = {"head_weight": 0.0, "scale_step": 1.05, "motion_lr": 0.0, "redetect_frames": 0, "chase_edge": 0.0}
 RELEASE_ROW = "PyTorch release tracker"
 REF_ROW = "PyTorch (shipped tracker)"
 UNTRAINED_ROW = "PyTorch untrained (ImageNet)"

@@ -59,7 +59,8 @@ def test_bench_end_to_end(engines, tmp_path, capsys):
     assert ref_task["auc"] == pytest.approx(np.mean(ref_task["success_curve"]))
     assert ref_task["precision20"] == pytest.approx(ref_task["precision_curve"][20])
     assert trk[2]["delta"]["auc"] == pytest.approx(eng_task["auc"] - ref_task["auc"])
-    assert rep["models"]["tracker"]["samples"]["search"] == 11          # one search per tracked frame
+    # one search per tracked frame, and on a few frames a second one (chase, re-detection)
+    assert 11 <= rep["models"]["tracker"]["samples"]["search"] <= 16
     assert trk[2]["numerics"]["search_candidates"]["top1_box_agreement"] == 1.0
     cls = rep["models"]["classifier"]["rows"]
     assert cls[0]["task"]["clips"] == 6 and cls[2]["task"]["prediction_agreement"] == 1.0

@@ -100,6 +100,7 @@ class SiameseTracker:
         self.nonfinite_updates = 0      # updates where the engine returned NaN/inf (guarded, counted)
         self.redetections = 0           # updates that took the target back at its last confident box
         self.redetect_searches = 0      # extra searches at the last confident box (the cost of re-detection)
+        self.chase_searches = 0         # extra searches around a pick on the grid's outer ring
         self._anchor: tuple[np.ndarray, int] | None = None    # (last confident box, its frame number)
         self._frame = self._next_redetect = 0
 
@@ -216,6 +217,15 @@ class SiameseTracker:
         if look is None:                # a failing engine: nothing finite = lost, box held
             self.last_score, self.lost = float("nan"), True
             return self._report(self.box)
+        if p.chase_edge and self._at_edge(look, widen):
+            # the best candidate is on the grid's outer ring: the target may be further than the grid reaches
+            # (a fast target, dropped frames); search again around that pick and keep the better of the two
+            pick = look.crop.to_frame(look.rois[look.best, 1:].astype(np.float64))
+            again = self._look(image, np.concatenate([pick[:2] + pick[2:] / 2 - self.box[2:] / 2, self.box[2:]]),
+                               widen)
+            self.chase_searches += 1
+            if again is not None and again.sel[again.best] > look.sel[look.best]:
+                look = again
         redetected = False
         if look.iou is not None and self._doubt(float(look.iou[look.best])) and self._anchor_recent() \
                 and self._frame >= self._next_redetect and not self._near(self._anchor[0]):
@@ -308,6 +318,12 @@ class SiameseTracker:
                 return None
             sel = np.where(finite, sel, -np.inf)
         return _Look(crop, patch, rois, scores, embeddings, products, sel, iou, int(np.argmax(sel)))
+
+    def _at_edge(self, look: _Look, widen: float) -> bool:
+        """The best candidate's centre is at least ``chase_edge`` x the grid's radius from the crop's centre."""
+        c = (look.rois[look.best, 1:3] + look.rois[look.best, 3:5]) / 2 - self.size / 2
+        radius = self.params.max_radius * min(widen, 1.5) * self.size
+        return bool(np.hypot(*c) >= self.params.chase_edge * radius - 1e-6)
 
     def _doubt(self, conf: float) -> bool:
         """The pick (head confidence ``conf``) is in doubt: below ``lost_confidence``, or (``redetect_hysteresis``)
