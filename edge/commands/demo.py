@@ -35,7 +35,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--no-int8", action="store_true", help="skip calibration and int8 engines")
     p.add_argument("--frames", type=int, default=None, help="frames of the bikes.mp4 shot for edge run (default all 55)")
     p.add_argument("--bench", default="quick", choices=("quick", "full"),
-                   help="quick: 12 of the 24 generated sequences, 60 clips, 60 timing samples, at most 400 frames per held-back video (default); full: edge bench defaults")
+                   help="quick: 12 of the 24 generated sequences, 60 clips, 200 recorded inputs per network, at most 400 frames per held-back video (default); full: edge bench defaults")
 
 
 @dataclass
@@ -137,8 +137,11 @@ def run(args: argparse.Namespace) -> int:
     ran_bench = False
     if all_engines:
         # 12 of the 24 hard tracking sequences (every attribute in 4-5 of them) and at most 400 frames of each
-        # held-back real video (bikes.mp4 whole, demo.mp4's first 16 s) keep the demo in budget
-        quick = dict(max_clips=60, samples=60, duration=1.5, max_sequences=12, max_frames=400) \
+        # held-back real video (bikes.mp4 whole, demo.mp4's first 16 s) keep the demo in budget. Numerics on 200
+        # recorded inputs per network (edge bench's default), not 60: the int8 search network's best box agrees
+        # with PyTorch's on 98.6 % of all its calls in that run, and 60 samples hold 2 misses (0.967 < 0.97)
+        # about one run in five
+        quick = dict(max_clips=60, samples=200, duration=1.5, max_sequences=12, max_frames=400) \
             if args.bench == "quick" else {}
         rep = d.stage("bench", api.bench, all_engines, json=bench_json, markdown=out / "bench" / "report.md",
                       plots=out / "bench" / "plots", cache=out / "data", ok=lambda r: r.passed, **quick)
