@@ -66,10 +66,13 @@ def test_motion_defines_the_classes(rng):
     moving things are in every clip, yet the classes differ by how the person moves."""
     base = _seed(rng)
     seeds = [base + k for k in range(8)]
-    m = {c: [_motion(make_clip(s, c, 9, 160)) for s in seeds] for c in ("idle", "pass_by", "fall", "sit_down")}
+    m = {c: [_motion(make_clip(s, c, 9, 160)) for s in seeds] for c in ("idle", "pass_by")}
     # a shopper walking by moves much more than one standing idle
     assert np.mean([x.mean() for x in m["pass_by"]]) > 1.3 * np.mean([x.mean() for x in m["idle"]])
-    # a fall is fast: its peak motion beats a slow sit-down's peak
+    # a fall is fast: its peak motion beats a slow sit-down's peak. 16 pairs: with 8 the ratio of the means fell
+    # below 1.15 for 1 of 24 bases (1.14; a CI run failed on one); with 16 its lowest over 24 bases was 1.39
+    seeds = [base + k for k in range(16)]
+    m = {c: [_motion(make_clip(s, c, 9, 160)) for s in seeds] for c in ("fall", "sit_down")}
     assert np.mean([x.max() for x in m["fall"]]) > 1.15 * np.mean([x.max() for x in m["sit_down"]])
 
 
