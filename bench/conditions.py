@@ -85,12 +85,12 @@ def run_tracker(makers: dict, conds: list, seed: int) -> dict:
         runs = {n: {} for n in makers}
         times = {n: [] for n in makers}
         for k, s in enumerate(shots):
-            frames, gt, index = cond.apply(c, s.frames, s.gt, seed + k)
+            shown = cond.apply_sequence(c, s, seed + k)
             for n, make in makers.items():
-                boxes, t = otb.run_sequence(make(), frames, gt[0], index)
-                runs[n][s.name] = (boxes, gt)
+                boxes, t = otb.run_sequence(make(), shown.frames, shown.gt[0], shown.index)
+                runs[n][s.name] = (boxes, shown.gt)
                 times[n] += [float(x) for x in t[1:]]
-            del frames
+            del shown
         res = {}
         for n in makers:
             m = real_metrics(runs[n])

@@ -25,7 +25,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from edge.bench.tasks import TrackSequence, summarize_sequences  # noqa: E402
+from edge.bench.tasks import summarize_sequences  # noqa: E402
 from edge.eval import otb  # noqa: E402
 from edge.fileio import atomic_write_bytes, atomic_write_json  # noqa: E402
 from edge.tracking import SiameseTracker  # noqa: E402
@@ -50,14 +50,14 @@ def validation_sequences(cache: Path, split: str, count: int, length: int, seed:
     return load_sequences([folder], log=log)
 
 
-def run(makers: dict, seqs: list, indices: list | None = None) -> dict:
-    """{row: summary} (AUC, P@20, per attribute, FPS, per-sequence AUC), rows in turn per sequence (``indices``:
-    each sequence's frame indices in its stream, when a condition dropped frames the loop knows of)."""
+def run(makers: dict, seqs: list) -> dict:
+    """{row: summary} (AUC, P@20, per attribute, FPS, per-sequence AUC), rows in turn per sequence (a sequence's
+    ``index``, when a condition dropped frames the loop knows of, reaches the trackers as the gaps)."""
     evals = {n: {} for n in makers}
     times = {n: [] for n in makers}
     for i, s in enumerate(seqs):
         for n, make in makers.items():
-            boxes, t = otb.run_sequence(make(), s.frames, s.gt[0], None if indices is None else indices[i])
+            boxes, t = otb.run_sequence(make(), s.frames, s.gt[0], s.index)
             evals[n][s.name] = otb.evaluate(boxes, s.gt)
             times[n] += [float(x) for x in t[1:]]
         log(f"{i + 1}/{len(seqs)} {s.name} {','.join(s.attributes)}: " +
@@ -121,10 +121,9 @@ def main(argv=None) -> int:
     t0 = time.time()
     rows = run(makers, seqs)
     for c in conds:                     # the same sequences as that camera would give them (seeded per sequence)
-        shown = [cond.apply(c, s.frames, s.gt, k) for k, s in enumerate(seqs)]
+        shown = [cond.apply_sequence(c, s, k) for k, s in enumerate(seqs)]
         log(f"condition {c.name}: {c.what}")
-        for n, r in run(makers, [TrackSequence(s.name, f, g, s.attributes) for s, (f, g, _) in zip(seqs, shown)],
-                        [i for _, _, i in shown]).items():
+        for n, r in run(makers, shown).items():
             rows[n].setdefault("conditions", {})[c.name] = r["auc"]
         del shown
     for r in rows.values():

@@ -64,7 +64,8 @@ class CallbackSink(Sink):
 def _check(plan: RunPlan) -> None:
     if not plan.sources or any(not str(s).strip() for s in plan.sources):
         raise UserError("--source needs a video file, image folder, camera index, URL or GStreamer pipeline")
-    if plan.rotate not in (0, 90, 180, 270):
+    from edge.stream.sources import ROTATIONS
+    if plan.rotate != 0 and plan.rotate not in ROTATIONS:
         raise UserError(f"--rotate must be 0, 90, 180 or 270 (degrees clockwise), got {plan.rotate!r}")
     for what, v, low in (("--max-frames", plan.max_frames, 1), ("--window", plan.window, 1),
                          ("--stride", plan.stride, 1), ("--batch", plan.batch, 1),
