@@ -148,8 +148,14 @@ def test_rotate_turns_every_frame_upright_first(tmp_path):
     unturned = edge_run("--source", CLIP, "--tracker", tmp_path / "none", "--init-box", "10,150,40,20")
     assert "outside the 176x144 frame" in unturned.stderr and unturned.returncode == 2
     assert "outside" not in turned.stderr and turned.returncode == 2 and "none" in turned.stderr
-    p = edge_run("--source", CLIP, "--rotate", 45)
-    assert p.returncode == 2 and "--rotate" in p.stderr
+    bad = tmp_path / "bad.avi"
+    p = edge_run("--source", CLIP, "--rotate", 45, "--out-video", bad)
+    assert p.returncode == 2 and "--rotate" in p.stderr and not bad.exists()
+    import edge
+    from edge.errors import UserError
+    with pytest.raises(UserError, match="--rotate must be 0, 90, 180 or 270") as e:    # the API: before any output
+        edge.run(str(CLIP), out_video=str(bad), rotate=45)
+    assert "\n" not in str(e.value) and not bad.exists()
 
 
 def test_rotated_source_by_hand():
