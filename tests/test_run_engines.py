@@ -2,6 +2,7 @@
 tracker boxes and classifier labels identical to driving the same engines directly, no torch."""
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -179,6 +180,48 @@ def test_target_hidden_by_noise_is_reported_lost_then_recovered(tmp_path, engine
     assert back and 14 <= back[0] < 24 and frames[-1]["lost"] is False
     held = [f["box"] for f in frames if f["lost"]]
     assert all(b == held[0] for b in held)
+
+
+def test_tracker_params_reach_the_tracker_and_bad_ones_fail_first(tmp_path, engine_dirs, rng):
+    """--tracker-params: the run's boxes equal a tracker built with those parameters by hand (wide re-detection
+    searching while the clip is hidden by noise, and a candidate grid of 8 angles that changes every box);
+    malformed or unknown parameters are a one-line error, exit 2, before any output."""
+    seq = tmp_path / "Seq" / "img"
+    seq.mkdir(parents=True)
+    clip = read_clip(CLIP)[:20]
+    for i in range(8, 12):
+        clip[i] = rng.integers(0, 256, clip[i].shape, dtype=np.uint8)
+    for i, f in enumerate(clip):
+        cv2.imwrite(str(seq / f"{i + 1:04d}.png"), f)
+    params = {"wide_redetect": 1, "num_angles": 8}
+    ev = tmp_path / "e.jsonl"
+    p = subprocess.run([sys.executable, "-c", RUNNER, "run", "--source", str(tmp_path / "Seq"),
+                        "--tracker", str(engine_dirs["tracker"]), "--init-box", ",".join(map(str, BOX)),
+                        "--tracker-params", json.dumps(params), "--events", str(ev), "--status-interval", "0"],
+                       capture_output=True, text=True, timeout=300)
+    assert p.returncode == 0, p.stderr
+    got = np.array([r["box"] for r in jsonl(ev) if r["type"] == "frame"])
+    engines = load_engines(engine_dirs["tracker"])
+    frames = [cv2.imread(str(seq / f"{i + 1:04d}.png")) for i in range(len(clip))]
+    runs = {}
+    for name, prm in (("given", params), ("default", {})):
+        t = SiameseTracker(engines, prm)
+        t.init(frames[0], np.asarray(BOX))
+        runs[name] = np.array([BOX] + [t.update(f) for f in frames[1:]])
+        if name == "given":
+            assert t.wide_searches >= 8
+    np.testing.assert_allclose(got, runs["given"], atol=0.01)
+    assert np.abs(runs["given"] - runs["default"]).max() > 0.05
+    for bad, msg in (('{"wide_redetectx": 1}', "unknown tracker parameters: wide_redetectx"),
+                     ("[1]", "must be a JSON object"), ("{bad", "is not JSON"),
+                     ('{"wide_redetect": 1.5}', "wide_redetect counts rings"),
+                     ("@" + str(tmp_path / "none.json"), "cannot read")):
+        out = tmp_path / "bad.jsonl"
+        p = subprocess.run([sys.executable, "-c", RUNNER, "run", "--source", str(tmp_path / "Seq"),
+                            "--tracker", str(engine_dirs["tracker"]), "--init-box", ",".join(map(str, BOX)),
+                            "--tracker-params", bad, "--events", str(out)], capture_output=True, text=True, timeout=120)
+        assert p.returncode == 2 and msg in p.stderr and not out.exists(), (bad, p.stderr)
+        assert len([ln for ln in p.stderr.splitlines() if ln.startswith("edge run: error")]) == 1
 
 
 def test_build_tries_the_probed_search_and_keeps_it_only_when_faster(engine_dirs, rng):

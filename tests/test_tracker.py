@@ -324,6 +324,58 @@ def test_chase_finds_a_target_that_jumped_past_the_grid(engines, rng):
     assert on[0] > 0.6 and on[-1] > 0.6 and off[0] < 0.5
 
 
+def test_wide_redetection_finds_a_target_two_sides_away(engines, rng):
+    # the square jumps twice its side in one frame from rest: past the grid (~0.48 x the side) and past the chase
+    # (about twice that), so the local pick is in doubt; wide re-detection's first ring of tiles holds the target
+    # (measured on 5 seeds: IoU 0.79-0.94 on that frame with it, 0 without, and 0 for 2-6 more frames)
+    frames, gt = _moving_square(rng, [2.0] + [0.0] * 4)
+    res = {}
+    for rings in (1, 0):
+        tr = SiameseTracker(engines, {"wide_redetect": rings})
+        boxes, _ = otb.run_sequence(tr, frames, gt[0])
+        res[rings] = (otb.iou(boxes[1:], gt[1:]), tr.wide_searches, tr.wide_redetections)
+    print({k: (np.round(v[0], 2).tolist(), v[1], v[2]) for k, v in res.items()})
+    (on, searches, found), (off, off_searches, _) = res[1], res[0]
+    assert found >= 1 and searches >= 8 and off_searches == 0
+    assert on[0] > 0.6 and on[-1] > 0.6 and off[0] < 0.3
+
+
+def test_wide_redetection_is_inert_while_confident_and_bounded_while_not(engines, rng):
+    # confident throughout (0.1 of its size per frame): no tile is searched and the boxes equal a run without it
+    frames, gt = _moving_square(rng, np.full(10, 0.1))
+    runs = [otb.run_sequence(SiameseTracker(engines, {"wide_redetect": r}), frames, gt[0])[0] for r in (2, 0)]
+    np.testing.assert_array_equal(runs[0], runs[1])
+    # the target gone for 30 frames (grey): in doubt on every frame, a try every redetect_interval frames (6
+    # of them) but at most wide_attempts tries of 8 + 16 tiles
+    tr = SiameseTracker(engines, {"wide_redetect": 2})
+    tr.init(frames[0], gt[0])
+    grey = np.full_like(frames[0], 127)
+    for _ in range(30):
+        tr.update(grey)
+    p = tr.params
+    assert 30 // p.redetect_interval > p.wide_attempts
+    assert tr.wide_searches == 24 * p.wide_attempts and tr.wide_redetections == 0
+    for bad, msg in (({"wide_redetect": 1.5}, "counts rings"), ({"wide_redetect": -1}, "must be >= 0"),
+                     ({"wide_attempts": 0}, "must be > 0")):
+        with pytest.raises(ValueError, match=msg):
+            TrackerParams(**bad)
+
+
+def test_grid_candidates_tile_the_crop():
+    from edge.tracking.geometry import grid_candidates
+    rois = grid_candidates(160, (30.0, 20.0), 256)
+    assert rois.shape == (256, 5) and rois.dtype == np.float32 and (rois[:, 0] == 0).all()
+    np.testing.assert_allclose(rois[:, 3] - rois[:, 1], 30.0, atol=1e-4)       # one size: the box's
+    np.testing.assert_allclose(rois[:, 4] - rois[:, 2], 20.0, atol=1e-4)
+    cx, cy = (rois[:, 1] + rois[:, 3]) / 2, (rois[:, 2] + rois[:, 4]) / 2
+    # 16 x 16 centres from half a box inside each edge, evenly spaced, every box inside the crop
+    assert sorted(set(np.round(cx, 3))) == pytest.approx(np.linspace(15, 145, 16), abs=1e-3)
+    assert sorted(set(np.round(cy, 3))) == pytest.approx(np.linspace(10, 150, 16), abs=1e-3)
+    assert rois[:, 1:].min() >= -1e-4 and rois[:, 1:].max() <= 160 + 1e-4
+    odd = grid_candidates(160, (30.0, 20.0), 260)                              # 4 leftover slots: the centre box
+    np.testing.assert_allclose(odd[256:, 1:], [[65, 70, 95, 90]] * 4, atol=1e-4)
+
+
 def test_latch_is_a_hysteresis_by_hand():
     from edge.tracking.tracker import latch
     confs = [0.6, 0.45, 0.35, 0.45, 0.49, float("nan"), 0.5, 0.45, 0.39]

@@ -20,6 +20,9 @@ def add_arguments(p) -> None:
                    help="initial target box (one for all sources, or one per source)")
     p.add_argument("--lost-threshold", type=float, default=None,
                    help="tracker score below which the target counts as lost (default: the tracker's own)")
+    p.add_argument("--tracker-params", metavar="JSON", default=None,
+                   help="tracker parameters over the model's own (edge.tracking.TrackerParams), a JSON object or "
+                        "@file.json, e.g. '{\"wide_redetect\": 1}' for a camera at a low frame rate")
     p.add_argument("--classifier", metavar="ENGINE_DIR", help="classifier engines (encoder + step)")
     p.add_argument("--window", type=int, default=None, help="classifier window T (default: manifest)")
     p.add_argument("--stride", type=int, default=None,
@@ -64,12 +67,38 @@ def run_kwargs(args) -> dict:
     return dict(sources=args.source, tracker=args.tracker, init_box=args.init_box, classifier=args.classifier,
                 out_video=args.out_video, events=args.events, max_frames=args.max_frames, heatmap=args.heatmap,
                 window=args.window, stride=args.stride, classifier_fps=args.classifier_fps,
-                tracker_params={"lost_threshold": args.lost_threshold} if args.lost_threshold is not None else None,
+                tracker_params=tracker_params(getattr(args, "tracker_params", None), args.lost_threshold),
                 queue_size=args.queue_size, live_queue_size=args.live_queue_size, batch=args.batch,
                 max_reconnects=args.max_reconnects, open_timeout=args.open_timeout,
                 status_interval=args.status_interval, display=args.display, remote=args.remote,
                 remote_shm=getattr(args, "remote_shm", "off") == "on",
                 alarms=args.alarms, threads=args.threads, rotate=args.rotate)
+
+
+def tracker_params(text: str | None, lost_threshold: float | None) -> dict | None:
+    """``--tracker-params`` (a JSON object, or ``@file.json``) with ``--lost-threshold`` over it; a one-line
+    error for anything else (unknown names and bad values are the tracker's own one-line errors)."""
+    import json
+    from pathlib import Path
+
+    from edge.errors import UserError
+    out = {}
+    if text:
+        src = text
+        if text.startswith("@"):
+            try:
+                src = Path(text[1:]).read_text()
+            except OSError as e:
+                raise UserError(f"--tracker-params: cannot read {text[1:]}: {e.strerror or e}") from None
+        try:
+            out = json.loads(src)
+        except json.JSONDecodeError as e:
+            raise UserError(f"--tracker-params is not JSON ({e.msg} at position {e.pos})") from None
+        if not isinstance(out, dict):
+            raise UserError(f"--tracker-params must be a JSON object of tracker parameters, got {src.strip()[:60]}")
+    if lost_threshold is not None:
+        out["lost_threshold"] = lost_threshold
+    return out or None
 
 
 def run(args) -> int:

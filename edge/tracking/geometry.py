@@ -105,6 +105,21 @@ def sample_candidates(size: int, box_wh: tuple[float, float], count: int, num_an
     return out.astype(np.float32)
 
 
+def grid_candidates(size: int, box_wh: tuple[float, float], count: int) -> np.ndarray:
+    """Boxes of one size ``box_wh`` (crop px) centred on a uniform g x g grid (g = floor(sqrt(count))) spanning
+    the crop (centres from half a box inside each edge): exactly ``count`` rois [count, 5] (batch 0, x1, y1,
+    x2, y2); leftover slots repeat the crop's centre box. A search over the whole crop, not around its centre."""
+    g = max(1, int(np.sqrt(count)))
+    half = np.minimum(np.asarray(box_wh, np.float64), size) / 2
+    xs = np.linspace(half[0], size - half[0], g) if g > 1 else np.array([size / 2])
+    ys = np.linspace(half[1], size - half[1], g) if g > 1 else np.array([size / 2])
+    c = np.stack(np.meshgrid(xs, ys), -1).reshape(-1, 2)
+    c = np.concatenate([c, np.full((count - len(c), 2), size / 2)])
+    out = np.zeros((count, 5))
+    out[:, 1:3], out[:, 3:5] = c - half, c + half
+    return out.astype(np.float32)
+
+
 def candidate_exponents(count: int, num_scales: int) -> np.ndarray:
     """The scale exponent of each of ``sample_candidates``' rows [count] (padding rows: 0)."""
     per_scale = count // num_scales

@@ -6,7 +6,7 @@ from dataclasses import dataclass, fields
 
 _NON_NEGATIVE = {"lost_confidence", "lost_recover", "lost_border", "scale_penalty", "displacement_penalty",
                  "head_weight", "min_inside", "motion_lr",
-                 "redetect_frames", "chase_edge"}
+                 "redetect_frames", "chase_edge", "wide_redetect"}
 
 
 @dataclass
@@ -66,6 +66,20 @@ class TrackerParams:
     # (bench/conditions.py) the occluder left the box on a parked car at 0.41-0.45 and the cyclist was found
     # late or never; on the validation splits, also under those conditions, every sequence's AUC is unchanged
     redetect_hysteresis: bool = True
+    # wide re-detection (after DaSiamRPN's local-to-global search for a lost target): while the pick is in doubt
+    # (as for re-detection, within redetect_frames of a confident box) tiles around the box are searched at the
+    # usual scale, ``wide_redetect`` rings of them (8 crops, then 16, ...: 8 and 24 searches), nearest ring
+    # first, each with boxes of the box's size on a grid over the whole crop, and a pick the head rates
+    # >= lost_recover (and more than the local pick) is taken: a target that got further than the candidate grid
+    # reaches and that the box no longer follows (a slow camera, dropped frames, a sudden move). After a try that
+    # finds nothing the next waits redetect_interval frames; at most ``wide_attempts`` tries until a pick is out
+    # of doubt again. 0 = off (the default): on the validation splits (bench/tracker_tune.py, 2026-12-04) 1 ring
+    # left both splits' AUC unchanged and raised it under slow camera / shake / runtime drops on train (mean
+    # 0.628 -> 0.653, 2 rings 0.666) but barely on holdout (0.714 -> 0.718), lowered it at half resolution on
+    # both (a look-alike taken for the target: the head rates both alike), and 2 rings lost a holdout sequence
+    # to a look-alike as recorded (0.773 -> 0.751). For cameras at a low frame rate: --params '{"wide_redetect": 1}'
+    wide_redetect: int = 0
+    wide_attempts: int = 4
     min_inside: float = 0.5          # a selected box with less of its area inside the frame counts as lost
     # discriminative IoU head fitted at init (edge.tracking.head): selection score =
     # (1 - head_weight) * cosine sum / levels + head_weight * predicted IoU; 0 = off (template cosine only)
@@ -104,6 +118,9 @@ class TrackerParams:
                 or not 0 < self.head_scale_range[0] < self.head_scale_range[1]:
             raise ValueError("tracker parameters: head_crops must be positive, head_scale_range (lo, hi) with "
                              "0 < lo < hi")
+        if not float(self.wide_redetect).is_integer():
+            raise ValueError(f"tracker parameters: wide_redetect counts rings of tiles (0 = off), got "
+                             f"{self.wide_redetect}")
         if self.scale_penalty < 0 or self.scale_step < 1 or self.scale_lr > 1 or self.regression_min_iou >= 1:
             raise ValueError("tracker parameters: need scale_step >= 1, scale_lr <= 1, regression_min_iou < 1")
 

@@ -26,7 +26,8 @@ import numpy as np
 from edge.runtime.base import Engines
 from edge.runtime.probes import PROBED, PROBES, PRODUCTS
 from edge.tracking.geometry import (Crop, RidgeRegressor, apply_deltas, candidate_exponents, crop_region,
-                                    rcnn_targets, regression_samples, sample_candidates, search_side)
+                                    grid_candidates, rcnn_targets, regression_samples, sample_candidates,
+                                    search_side)
 from edge.tracking.head import IoUHead, head_samples, iou_labels
 from edge.tracking.params import TrackerParams
 
@@ -101,8 +102,11 @@ class SiameseTracker:
         self.redetections = 0           # updates that took the target back at its last confident box
         self.redetect_searches = 0      # extra searches at the last confident box (the cost of re-detection)
         self.chase_searches = 0         # extra searches around a pick on the grid's outer ring
+        self.wide_searches = 0          # searches of wide re-detection's tiles (``wide_redetect``)
+        self.wide_redetections = 0      # updates that took the target back from a wide search
         self._anchor: tuple[np.ndarray, int] | None = None    # (last confident box, its frame number)
-        self._frame = self._next_redetect = 0
+        self._frame = self._next_redetect = self._next_wide = 0
+        self._wide_tries = 0            # wide searches since the pick was last out of doubt
 
     # -- networks -----------------------------------------------------------------------------------
     def _embed(self, image_nchw: np.ndarray, boxes_xyxy: np.ndarray) -> np.ndarray:
@@ -179,11 +183,13 @@ class SiameseTracker:
         return (1 - self.params.head_weight) * scores / self._levels + self.params.head_weight * iou, iou
 
     def _selection(self, scores: np.ndarray, embeddings, products, rois: np.ndarray,
-                   wh: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
+                   wh: np.ndarray, grid: bool = False) -> tuple[np.ndarray, np.ndarray | None]:
         """(the score candidates are picked by: template cosine (+ IoU head) - scale / displacement penalties,
-        the head's predicted IoU or None)."""
+        the head's predicted IoU or None); ``grid``: rois of one size spread over the crop (no penalties)."""
         p = self.params
         sel, iou = self._blend(scores.astype(np.float64), embeddings, products)
+        if grid:
+            return sel, iou
         if p.scale_penalty:
             sel = sel - p.scale_penalty * np.abs(self._scale_index)
         if p.displacement_penalty:
@@ -239,6 +245,21 @@ class SiameseTracker:
                 self.box = self._anchor[0].copy()   # the size damping starts from the target's, not the occluder's
             else:                               # not there yet: look again in redetect_interval frames
                 self._next_redetect = self._frame + p.redetect_interval
+        in_doubt = look.iou is not None and self._doubt(float(look.iou[look.best]))
+        if not in_doubt:
+            self._wide_tries = 0
+        elif p.wide_redetect and not redetected and self._anchor_recent() and self._frame >= self._next_wide \
+                and self._wide_tries < p.wide_attempts:
+            # still in doubt: search tiles around the box at the usual scale, nearest ring first (the target
+            # may be further than the candidate grid reaches: a slow camera, dropped frames, a sudden move)
+            enough = max(p.lost_recover, float(look.iou[look.best]))
+            alt = self._wide_look(image, int(p.wide_redetect), enough)
+            self._wide_tries += 1
+            if alt is not None and alt.iou[alt.best] >= enough:
+                look, redetected = alt, True
+                self.wide_redetections += 1
+            else:
+                self._next_wide = self._frame + p.redetect_interval
         crop, patch, rois, scores, embeddings, products, sel, iou, best = look
         self.last_score = float(scores[best])
         self.lost = self.last_score < p.lost_threshold
@@ -299,18 +320,20 @@ class SiameseTracker:
             self.box = np.concatenate([c - size / 2, size])
         return self._report(refined)
 
-    def _look(self, image: np.ndarray, around: np.ndarray, widen: float) -> _Look | None:
+    def _look(self, image: np.ndarray, around: np.ndarray, widen: float, grid: bool = False) -> _Look | None:
         """One search in the crop around ``around`` [x, y, w, h] (``widen`` x the usual side): the crop, its
-        candidates, the network's outputs, the selection score, the head's IoU and the best finite candidate;
-        None when no candidate is finite (counted in ``nonfinite_updates``, as is any NaN)."""
+        candidates (``grid``: boxes of ``around``'s size on a grid over the whole crop), the network's outputs,
+        the selection score, the head's IoU and the best finite candidate; None when no candidate is finite
+        (counted in ``nonfinite_updates``, as is any NaN)."""
         p = self.params
         crop = self._crop(around, widen)
         patch = crop_region(image, crop)
         wh = around[2:] * crop.scale
-        rois = sample_candidates(self.size, wh, p.num_candidates, p.num_angles, p.max_radius * min(widen, 1.5),
-                                 p.scale_step, p.num_scales)
+        rois = grid_candidates(self.size, wh, p.num_candidates) if grid else \
+            sample_candidates(self.size, wh, p.num_candidates, p.num_angles, p.max_radius * min(widen, 1.5),
+                              p.scale_step, p.num_scales)
         scores, embeddings, products = self._search(patch, rois)
-        sel, iou = self._selection(scores, embeddings, products, rois, wh)
+        sel, iou = self._selection(scores, embeddings, products, rois, wh, grid)
         finite = np.isfinite(sel) & np.isfinite(scores)
         if not finite.all():            # never pick a NaN
             self.nonfinite_updates += 1
@@ -318,6 +341,27 @@ class SiameseTracker:
                 return None
             sel = np.where(finite, sel, -np.inf)
         return _Look(crop, patch, rois, scores, embeddings, products, sel, iou, int(np.argmax(sel)))
+
+    def _wide_look(self, image: np.ndarray, rings: int, enough: float) -> _Look | None:
+        """Searches at the usual scale in tiles around the box: ``rings`` rings of crops (8, 16, ... per ring)
+        spaced so their grids of candidates (boxes of the box's size over each whole crop) touch, nearest ring
+        first; the first look whose pick the head rates ``enough``, else the look with the best selection score."""
+        crop = self._crop(self.box, 1.0)
+        step = max(crop.side - max(self.box[2], self.box[3]), 1.0)
+        best = None
+        for r in range(1, rings + 1):
+            for ix in range(-r, r + 1):
+                for iy in range(-r, r + 1):
+                    if max(abs(ix), abs(iy)) != r:
+                        continue
+                    around = self.box + np.array([ix * step, iy * step, 0.0, 0.0])
+                    lk = self._look(image, around, 1.0, grid=True)
+                    self.wide_searches += 1
+                    if lk is not None and (best is None or lk.sel[lk.best] > best.sel[best.best]):
+                        best = lk
+            if best is not None and best.iou[best.best] >= enough:
+                return best
+        return best
 
     def _at_edge(self, look: _Look, widen: float) -> bool:
         """The best candidate's centre is at least ``chase_edge`` x the grid's radius from the crop's centre."""
