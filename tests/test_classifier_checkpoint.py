@@ -52,7 +52,7 @@ def test_committed_classifier_beats_chance_on_fresh_clips(fresh_batch):
     acc = float((predict(model, fresh_batch) == fresh_batch[2]).float().mean())
     print(f"two-in-one accuracy on {len(fresh_batch[2])} fresh clips: {acc:.3f} (chance {1 / len(CLASSES):.3f})")
     # chance is 1/7: >= 8 of 21 right has probability < 0.01 for a guesser (binomial tail 0.006); the
-    # committed model is weak (validation top-1 0.555, edge/weights/classifier.md), so this only rules out chance
+    # committed model is weak (test top-1 0.671, edge/weights/classifier.md), so this only rules out chance
     assert acc >= 8 / 21
 
 
@@ -65,9 +65,12 @@ def test_committed_checkpoints_carry_their_calibration():
         cal = Calibration.from_config(config(model)["calibration"])
         assert cal.temperature != 1.0 and cal.ood.rule != "none"
         ev = model.meta["evaluation"]
-        # fitted on the validation split, where it lowers ECE (on the test split, whose backgrounds are held-back
-        # footage, it does not: see edge/weights/classifier.md)
-        assert ev["ece"]["val"]["after"] < ev["ece"]["val"]["before"]
+        # fitted on the validation split by NLL (temperature scaling's objective; T = 1 is a candidate, so the fit
+        # cannot raise it), and on the test split, never used to fit, it lowers the ECE. (The validation ECE of
+        # the 2026-12-04 checkpoints goes up, 0.070 -> 0.096, while their validation NLL goes down:
+        # edge/weights/classifier.md)
+        assert ev["ece"]["val"]["nll_after"] <= ev["ece"]["val"]["nll_before"]
+        assert ev["ece"]["test"]["after"] < ev["ece"]["test"]["before"]
 
 
 def test_open_set_rule_rejects_a_clip_of_pure_background_noise(rng):

@@ -82,9 +82,12 @@ def _flow(t: torch.Tensor) -> torch.Tensor:
     return t.float() / 127.0 if t.dtype == torch.int8 else t.float()
 
 
-def build_split(model: TwoInOne, split: str, count: int, cache: Path | None) -> dict[str, torch.Tensor]:
+def build_split(model: TwoInOne, split: str, count: int, cache: Path | None,
+                keep_low: bool = True) -> dict[str, torch.Tensor]:
     """Generated clips (``edge.data.actions`` split, runtime preprocessing) -> frozen-backbone tensors:
-    stage-3 features, encoded flow, stage-6 features (fp16) and the CAM; cached in chunks of CHUNK clips."""
+    stage-3 features, encoded flow, stage-6 features (fp16) and the CAM; cached in chunks of CHUNK clips.
+    ``keep_low=False`` leaves the stage-3 features out of the result (unused when the modulation sits on
+    stage 6, and half the memory of a split); the cache files always hold them."""
     cfg = model.cfg
     key = hashlib.sha1(json.dumps([CACHE_VERSION, cfg.size, cfg.clip_len, cfg.flow_bound]).encode()).hexdigest()[:10]
     chunks, t0 = [], time.time()
@@ -92,14 +95,15 @@ def build_split(model: TwoInOne, split: str, count: int, cache: Path | None) -> 
         stop = min(count, start + CHUNK)
         path = cache / f"{split}_{start}_{stop}_{key}.pt" if cache else None
         if path is not None and path.is_file():
-            chunks.append(torch.load(path, weights_only=True))
-            continue
-        chunks.append(_build_chunk(model, split, start, stop))
-        log(f"{split}: {stop}/{count} clips ({time.time() - t0:.0f} s)")
-        if path is not None:
-            path.parent.mkdir(parents=True, exist_ok=True)
-            torch.save(chunks[-1], str(path) + ".tmp")
-            Path(str(path) + ".tmp").replace(path)
+            chunk = torch.load(path, weights_only=True)
+        else:
+            chunk = _build_chunk(model, split, start, stop)
+            log(f"{split}: {stop}/{count} clips ({time.time() - t0:.0f} s)")
+            if path is not None:
+                path.parent.mkdir(parents=True, exist_ok=True)
+                torch.save(chunk, str(path) + ".tmp")
+                Path(str(path) + ".tmp").replace(path)
+        chunks.append(chunk if keep_low else {k: v for k, v in chunk.items() if k != "low"})
     return {k: torch.cat([c[k] for c in chunks]) for k in chunks[0]}
 
 
@@ -300,7 +304,8 @@ def resume(args) -> int:
     from edge.models.two_in_one import build_classifier, load_checkpoint
     t_all = time.time()
     model = build_classifier(args.out, use_flow=args.resume_variant == "flow")
-    data = {s: build_split(model, s, n, Path(args.cache) if args.cache else None)
+    keep_low = model.cfg.use_flow and model.cfg.mod_stage != TAP_STAGE
+    data = {s: build_split(model, s, n, Path(args.cache) if args.cache else None, keep_low)
             for s, n in (("train", args.train), ("val", args.val))}
     log(f"data ready ({time.time() - t_all:.0f} s)")
     torch.manual_seed(args.seed)
@@ -488,7 +493,8 @@ def train_both(args, out: Path, noflow_out: Path, cache: Path | None, argv) -> i
     t_all = time.time()
     torch.manual_seed(args.seed)
     base = TwoInOne(ClassifierConfig(use_flow=False))
-    data = {s: build_split(base, s, n, cache) for s, n in (("train", args.train), ("val", args.val))}
+    data = {s: build_split(base, s, n, cache, args.mod_stage != TAP_STAGE)
+            for s, n in (("train", args.train), ("val", args.val))}
     log(f"data ready ({time.time() - t_all:.0f} s)")
     command = "python -m edge.models.train_classifier " + " ".join(argv if argv is not None else sys.argv[1:])
     common = {"seed": args.seed, "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
