@@ -112,6 +112,29 @@ def test_flow_conditions_the_features_only_with_the_mc_branch_on(backbone, rng, 
     torch.testing.assert_close(on.encoder(rgb[:, 0], flow[:, 0])[0], f_off, rtol=1e-5, atol=1e-5)
 
 
+@torch.no_grad()
+def test_centred_flow_ignores_the_cameras_own_motion(backbone, rng):
+    """flow_centre: a uniform flow added to every pixel (the camera panning or shaking) leaves the encoder's
+    output unchanged, the mean is taken per frame (not over the batch), and without it the same shift changes
+    the features."""
+    import dataclasses
+    m = make_model(backbone, rng, mod_stage=6)
+    centred = TwoInOne(dataclasses.replace(m.cfg, flow_centre=True), backbone=copy.deepcopy(backbone))
+    centred.load_state_dict(m.state_dict())
+    centred.eval()
+    rgb, flow = inputs(rng, 2, 1)
+    pan = torch.tensor([[0.3, -0.2], [-0.1, 0.25]]).view(2, 2, 1, 1)         # a different pan per frame
+    f, _ = centred.encoder(rgb[:, 0], flow[:, 0])
+    f_pan, _ = centred.encoder(rgb[:, 0], flow[:, 0] + pan)
+    torch.testing.assert_close(f_pan, f, rtol=1e-5, atol=1e-5)
+    zero_mean = flow[:, 0] - flow[:, 0].mean((2, 3), keepdim=True)          # by hand: what the branch sees
+    torch.testing.assert_close(centred.encoder(rgb[:, 0], zero_mean)[0], f, rtol=1e-5, atol=1e-5)
+    torch.testing.assert_close(m.encoder(rgb[:, 0], zero_mean)[0], f, rtol=1e-5, atol=1e-5)
+    assert not torch.allclose(m.encoder(rgb[:, 0], flow[:, 0] + pan)[0], m.encoder(rgb[:, 0], flow[:, 0])[0],
+                              atol=1e-4)
+    assert not ClassifierConfig().flow_centre and config(centred)["flow"]["centred_in_network"] is True
+
+
 @pytest.mark.parametrize("use_flow,mod_stage", [(False, 3), (True, 3), (True, 6)])
 @torch.no_grad()
 def test_training_on_cached_backbone_tensors_is_the_model_forward(backbone, rng, use_flow, mod_stage):

@@ -304,6 +304,11 @@ def resume(args) -> int:
     from edge.models.two_in_one import build_classifier, load_checkpoint
     t_all = time.time()
     model = build_classifier(args.out, use_flow=args.resume_variant == "flow")
+    if args.flow_centre and not model.cfg.flow_centre:     # same trained parts, the camera's motion taken out
+        import dataclasses
+        centred = TwoInOne(dataclasses.replace(model.cfg, flow_centre=True))
+        centred.load_state_dict(model.trained_state(), strict=False)
+        centred.meta, model = model.meta, centred.eval()
     keep_low = model.cfg.use_flow and model.cfg.mod_stage != TAP_STAGE
     data = {s: build_split(model, s, n, Path(args.cache) if args.cache else None, keep_low)
             for s, n in (("train", args.train), ("val", args.val))}
@@ -445,6 +450,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--mod-stage", type=int, choices=(3, 6), default=3,
                     help="backbone stage after which the motion modulation acts (3: low-level, 24 ch, stride 4, "
                          "gradients through frozen stages 4..6; 6: on the stage-6 features, no backbone gradients)")
+    ap.add_argument("--flow-centre", action="store_true",
+                    help="--resume: subtract each frame's mean flow before the motion branch (ClassifierConfig."
+                         "flow_centre)")
     ap.add_argument("--reverse-prob", type=float, default=0.0,
                     help="time-reversal augmentation: each take/put_back/none/idle/pass_by training clip is played "
                          "backwards with this probability (take <-> put_back)")

@@ -68,6 +68,10 @@ class ClassifierConfig:
     flow_bound: float = FLOW_BOUND
     mod_stage: int = MOD_STAGE   # backbone stage whose output the motion modulation scales and shifts (3 or 6)
     sample_fps: float = CLIP_FPS  # the training clips' clock: the runtime feeds camera frames at this rate
+    # subtract each frame's mean flow before the motion-condition branch: the camera's own motion (shake, pan)
+    # moves every pixel alike and says nothing about the action (camera-motion compensation, as in improved
+    # dense trajectories; the mean, not the median, so it exports as one ReduceMean)
+    flow_centre: bool = False
 
     def __post_init__(self):
         if self.mod_stage not in MOD_STAGES:
@@ -78,8 +82,9 @@ class MotionCondition(nn.Module):
     """Optical flow [B,2,S,S] -> (gamma, beta) [B,out_ch,S/stride,S/stride] for the motion modulation
     (stride 4: stage 3, 24 ch; stride 8: stage 6, 32 ch)."""
 
-    def __init__(self, cond: int, out_ch: int, stride: int = 4):
+    def __init__(self, cond: int, out_ch: int, stride: int = 4, centre: bool = False):
         super().__init__()
+        self.centre = centre
         layers = [nn.Conv2d(2, cond // 2, 3, 2, 1), nn.ReLU(inplace=True),
                   nn.Conv2d(cond // 2, cond, 3, 2, 1), nn.ReLU(inplace=True)]
         if stride == 8:
@@ -94,6 +99,8 @@ class MotionCondition(nn.Module):
             nn.init.zeros_(m.bias)
 
     def forward(self, flow: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        if self.centre:                     # the camera's motion out: each frame's mean flow subtracted
+            flow = flow - flow.mean((2, 3), keepdim=True)
         z = self.body(flow)
         return self.gamma(z), self.beta(z)
 
@@ -114,7 +121,8 @@ class Encoder(nn.Module):
         self.cam_fc = backbone.classifier[1]                   # frozen ImageNet classifier (CAM weights)
         for m in (self.low, self.mid, self.high, self.cam_fc):
             m.requires_grad_(False)
-        self.mc = MotionCondition(cfg.cond, STAGES[cfg.mod_stage][0], 4 if cfg.mod_stage == MOD_STAGE else 8)
+        self.mc = MotionCondition(cfg.cond, STAGES[cfg.mod_stage][0], 4 if cfg.mod_stage == MOD_STAGE else 8,
+                                  cfg.flow_centre)
         # CAM softmax temperature, learnt; ImageNet CAMs span ~30 logits on our frames, so a factor 1 (Ego-RNN)
         # makes the softmax near one-hot on whatever ImageNet object is salient: start at CAM_SCALE instead
         self.log_temp = nn.Parameter(torch.tensor(math.log(CAM_SCALE)))
@@ -285,7 +293,7 @@ def config(model: TwoInOne) -> dict:
         "state_shape": [cfg.hidden, grid, grid],
         "flow": {"method": "opencv_dis", "preset": "ultrafast", "computed_at": "input_size gray",
                  "encoding": "clip(flow, -bound, bound) / bound, [u, v] channels", "bound": cfg.flow_bound,
-                 "first_frame": "zero flow"},
+                 "first_frame": "zero flow", "centred_in_network": cfg.flow_centre},
         "use_flow": cfg.use_flow,
         "state_reset": "zero h and c at the start of every window of clip_len steps",
         "logits": "of the last step of the window",
