@@ -355,6 +355,12 @@ def test_wide_redetection_is_inert_while_confident_and_bounded_while_not(engines
     p = tr.params
     assert 30 // p.redetect_interval > p.wide_attempts
     assert tr.wide_searches == 24 * p.wide_attempts and tr.wide_redetections == 0
+    # a re-init starts afresh: tries and their waiting reset with the frame count (a target that jumps twice its
+    # side right after it is found at once)
+    jump, jump_gt = _moving_square(rng, [2.0, 0.0])
+    tr.init(jump[0], jump_gt[0])
+    box = tr.update(jump[1])
+    assert tr.wide_redetections == 1 and otb.iou(box[None], jump_gt[1][None])[0] > 0.6
     for bad, msg in (({"wide_redetect": 1.5}, "counts rings"), ({"wide_redetect": -1}, "must be >= 0"),
                      ({"wide_attempts": 0}, "must be > 0")):
         with pytest.raises(ValueError, match=msg):

@@ -137,6 +137,7 @@ class SiameseTracker:
         self.box = b.copy()
         self._velocity = np.zeros(2)
         self._anchor, self._frame, self._next_redetect = (self.box.copy(), 0), 0, 0
+        self._next_wide = self._wide_tries = 0
         self.lost = self._searching = self._left = self._unsure = False
         crop = self._crop(self.box, 1.0)
         patch = crop_region(image, crop)
