@@ -200,18 +200,27 @@ def bench(engines: Sequence[PathLike | EngineSet], data: Sequence[PathLike] = ()
           export: Sequence[PathLike] = (), baseline: bool = True, threads: int | None = None,
           duration: float = 1.0, samples: int = 200, max_sequences: int | None = None,
           max_frames: int | None = None, max_clips: int | None = None, cache: PathLike = "out/bench/data",
-          conditions: Sequence[str] = (), log: Log = _quiet) -> BenchReport:
+          conditions: Sequence[str] = (), tracker_params: Mapping | None = None,
+          log: Log = _quiet) -> BenchReport:
     """Speed, numerics and task accuracy of engine folders against the PyTorch reference and plain
     onnxruntime on the raw export, in one run (rows interleaved); writes JSON / Markdown / plots if asked.
-    ``conditions``: tracker rows again under camera conditions (``edge.bench.conditions``, e.g. ``night_ir``)."""
+    ``conditions``: tracker rows again under camera conditions (``edge.bench.conditions``, e.g. ``night_ir``).
+    ``tracker_params``: tracker parameters over the model's own for every tracker row (validated first)."""
     from edge.bench.suite import run_suite
+    if tracker_params:
+        from edge.tracking.params import TrackerParams
+        try:
+            TrackerParams.from_dict(dict(tracker_params))     # unknown names / bad values before any work
+        except ValueError as e:
+            raise UserError(str(e)) from None
     report, status = run_suite(
         engine_dirs=[_engine_path(e) for e in engines], data=[str(d) for d in data],
         tolerances_file=None if tolerances is None else str(tolerances), export_dirs=[str(e) for e in export],
         baseline=baseline, threads=threads or os.cpu_count() or 1, duration=duration, samples=samples,
         max_sequences=max_sequences, max_frames=max_frames, max_clips=max_clips, cache=str(cache),
         json_path=None if json is None else str(json), md_path=None if markdown is None else str(markdown),
-        plots_dir=None if plots is None else str(plots), log=log, conditions=tuple(conditions))
+        plots_dir=None if plots is None else str(plots), log=log, conditions=tuple(conditions),
+        tracker_params=dict(tracker_params or {}) or None)
     return BenchReport(report, status)
 
 

@@ -158,7 +158,7 @@ def tracker_section(conds: Sequence[Condition], subjects: Sequence, task, anchor
     for c in conds:
         seqs = [apply_sequence(c, s, k) for k, s in enumerate(task.sequences)]
         real = [apply_sequence(c, s, 1000 + k) for k, s in enumerate(task.real)]
-        t = TrackerTask(seqs, c.what, real)
+        t = TrackerTask(seqs, c.what, real, task.params)
         rows = {}
         for sub in subjects:
             m = t.run(sub.engines).metrics

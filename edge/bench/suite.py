@@ -3,6 +3,7 @@ plain-onnxruntime baseline, run :func:`edge.bench.runner.bench_model`, write the
 from __future__ import annotations
 
 import importlib
+import json
 from pathlib import Path
 from typing import Callable, Sequence
 
@@ -49,8 +50,10 @@ def row_name(path: Path, engines: Engines, taken: set[str]) -> str:
 
 
 def make_task(model: str, engines: Engines, data: Sequence[str], cache: str, max_sequences: int | None,
-              max_frames: int | None, max_clips: int | None, log: Callable[[str], None]):
-    """The task of ``model`` on the given data (default: generated), or (None, reason) if it cannot run."""
+              max_frames: int | None, max_clips: int | None, log: Callable[[str], None],
+              tracker_params: dict | None = None):
+    """The task of ``model`` on the given data (default: generated), or (None, reason) if it cannot run;
+    ``tracker_params`` for every tracker row."""
     clips = [d for d in data if bench_data.is_clip_folder(d)]
     seqs = [d for d in data if not bench_data.is_clip_folder(d)]
     for d in data:
@@ -74,7 +77,9 @@ def make_task(model: str, engines: Engines, data: Sequence[str], cache: str, max
                 drawn = sum(int(np.isfinite(s.gt[1:, 0]).sum()) for s in real)
                 desc += (f"; real footage: {len(real)} shots of the offline clips, {drawn} frames with hand-drawn "
                          f"boxes (edge/data/real_tracking.json; Real AUC column)")
-            return TrackerTask(loaded, desc, real), None
+            if tracker_params:
+                desc += f"; tracker parameters {json.dumps(tracker_params, sort_keys=True)}"
+            return TrackerTask(loaded, desc, real, tracker_params), None
         if model == "classifier":
             from edge.bench.tasks import ClassifierTask
             classes = engines.config.classes
@@ -106,7 +111,7 @@ def run_suite(engine_dirs: Sequence[str], data: Sequence[str] = (), tolerances_f
               max_clips: int | None = None, cache: str = "out/bench/data", json_path: str | None = None,
               md_path: str | None = None, plots_dir: str | None = None,
               log: Callable[[str], None] = print, anchors: bool = True,
-              conditions: Sequence[str] = ()) -> tuple[dict, str]:
+              conditions: Sequence[str] = (), tracker_params: dict | None = None) -> tuple[dict, str]:
     """Benchmark every model found in ``engine_dirs``; returns (report, "pass" | "fail"). ``conditions``
     (``edge.bench.conditions``): the tracker rows again on the same data as those cameras would give it
     (reported, not judged)."""
@@ -147,7 +152,8 @@ def run_suite(engine_dirs: Sequence[str], data: Sequence[str] = (), tolerances_f
         for path, engines in items:
             subjects.append(Subject(row_name(path, engines, taken), engines, engines.backend, engines.precision,
                                     source=str(path)))
-        task, why = make_task(model, first, data, cache, max_sequences, max_frames, max_clips, log)
+        task, why = make_task(model, first, data, cache, max_sequences, max_frames, max_clips, log,
+                              tracker_params)
         if why:
             notes.append(why)
             log(f"[{model}] {why}")

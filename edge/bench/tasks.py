@@ -48,13 +48,15 @@ class TrackerTask:
 
     ``real``: sequences of real footage with boxes drawn on some frames (``edge.bench.real_tracking``), run as
     further units and reported apart (``real_auc``, ``real_precision20``, ``real_sequences``: see
-    :func:`real_metrics`); the main metrics, FPS and box agreement come from ``sequences`` alone."""
+    :func:`real_metrics`); the main metrics, FPS and box agreement come from ``sequences`` alone. ``params``:
+    tracker parameters over each model's own (``edge.tracking.TrackerParams``), the same for every row."""
 
     def __init__(self, sequences: Sequence[TrackSequence], description: str,
-                 real: Sequence[TrackSequence] = ()):
+                 real: Sequence[TrackSequence] = (), params: dict | None = None):
         if not sequences:
             raise ValueError("tracker benchmark: no sequences")
         self.sequences, self.description, self.real = list(sequences), description, list(real)
+        self.params = dict(params or {})
 
     @property
     def units(self) -> int:
@@ -67,7 +69,7 @@ class TrackerTask:
         from edge.tracking import SiameseTracker
         real = i >= len(self.sequences)
         seq = self.real[i - len(self.sequences)] if real else self.sequences[i]
-        boxes, t = otb.run_sequence(SiameseTracker(engines), seq.frames, seq.gt[0], seq.index)
+        boxes, t = otb.run_sequence(SiameseTracker(engines, self.params or None), seq.frames, seq.gt[0], seq.index)
         if real:
             return _RealRun(seq.name, boxes)
         ev = otb.evaluate(boxes, seq.gt)

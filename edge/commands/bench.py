@@ -38,17 +38,22 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="also run the tracker rows as other cameras would give the data (edge.bench.conditions: "
                         "original, night_ir, low_light, jpeg_q10, shake, frame_drop_3, runtime_drops, "
                         "upscale_1080, half_res, portrait); reported, not judged")
+    p.add_argument("--tracker-params", metavar="JSON", default=None,
+                   help="tracker parameters over the model's own for every tracker row (a JSON object or "
+                        "@file.json, as edge run takes them), e.g. '{\"wide_redetect\": 1}'")
     p.add_argument("--cache", default=str(DEFAULT_CACHE), metavar="DIR",
                    help=f"where generated data is kept ({DEFAULT_CACHE})")
 
 
 def run(args: argparse.Namespace) -> int:
     import edge.api
+    from edge.commands.run import tracker_params
     rep = edge.api.bench(args.engines, args.data, json=args.json, markdown=args.markdown, plots=args.plots,
                          tolerances=args.tolerances, export=args.export, baseline=not args.no_baseline,
                          threads=args.threads, duration=args.duration, samples=args.samples,
                          max_sequences=args.max_sequences, max_frames=args.max_frames, max_clips=args.max_clips,
                          cache=args.cache, conditions=args.conditions,
+                         tracker_params=tracker_params(args.tracker_params, None),
                          log=lambda m: print(m, file=sys.stderr, flush=True))
     print(rep.markdown(), end="")
     return 0 if rep.passed else 1
