@@ -28,9 +28,9 @@ from edge.classify import decision as dec
 from edge.classify.preprocess import FrameStream, clip_inputs
 from edge.data import real_sources
 from edge.data.actions import CLASSES, CLIP_FPS, make_clip
-from edge.models.train_classifier import (build_split, clip_logits, log, mcnemar_exact, paired_bootstrap,
-                                          pair_accuracy, wilson_interval)
-from edge.models.two_in_one import TAP_STAGE, TwoInOne, build_classifier, load_checkpoint, save_checkpoint
+from edge.models.train_classifier import (build_split, clip_logits, log, mcnemar_exact, needs_low,
+                                          paired_bootstrap, pair_accuracy, wilson_interval)
+from edge.models.two_in_one import TwoInOne, build_classifier, load_checkpoint, save_checkpoint
 
 STRIDE = 4                 # the runtime's default: window // 2
 TPR = 0.95                 # open-set thresholds keep this share of correctly classified validation clips
@@ -264,8 +264,7 @@ def calibrate_and_ship(args, out: Path, noflow_out: Path, cache: Path | None) ->
     """``--calibrate``: fit, compare, replay; write calibration into both checkpoints and the note."""
     t_all = time.time()
     models = {"flow": build_classifier(out, use_flow=True), "noflow": build_classifier(noflow_out, use_flow=False)}
-    keep_low = models["flow"].cfg.mod_stage != TAP_STAGE      # stage-3 features feed only a stage-3 modulation
-    data = {s: build_split(models["noflow"], s, n, cache, keep_low)
+    data = {s: build_split(models["noflow"], s, n, cache, needs_low(models["flow"].cfg))
             for s, n in (("train", args.train), ("val", args.val), ("test", args.test))}
     stream_set = []
     for i in range(args.val_streams):

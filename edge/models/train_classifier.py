@@ -82,6 +82,11 @@ def _flow(t: torch.Tensor) -> torch.Tensor:
     return t.float() / 127.0 if t.dtype == torch.int8 else t.float()
 
 
+def needs_low(cfg: ClassifierConfig) -> bool:
+    """Whether training ``cfg``'s model reads the cached stage-3 features (only a stage-3 motion modulation)."""
+    return cfg.use_flow and cfg.mod_stage != TAP_STAGE
+
+
 def build_split(model: TwoInOne, split: str, count: int, cache: Path | None,
                 keep_low: bool = True) -> dict[str, torch.Tensor]:
     """Generated clips (``edge.data.actions`` split, runtime preprocessing) -> frozen-backbone tensors:
@@ -309,8 +314,7 @@ def resume(args) -> int:
         centred = TwoInOne(dataclasses.replace(model.cfg, flow_centre=True))
         centred.load_state_dict(model.trained_state(), strict=False)
         centred.meta, model = model.meta, centred.eval()
-    keep_low = model.cfg.use_flow and model.cfg.mod_stage != TAP_STAGE
-    data = {s: build_split(model, s, n, Path(args.cache) if args.cache else None, keep_low)
+    data = {s: build_split(model, s, n, Path(args.cache) if args.cache else None, needs_low(model.cfg))
             for s, n in (("train", args.train), ("val", args.val))}
     log(f"data ready ({time.time() - t_all:.0f} s)")
     torch.manual_seed(args.seed)
@@ -501,7 +505,7 @@ def train_both(args, out: Path, noflow_out: Path, cache: Path | None, argv) -> i
     t_all = time.time()
     torch.manual_seed(args.seed)
     base = TwoInOne(ClassifierConfig(use_flow=False))
-    data = {s: build_split(base, s, n, cache, args.mod_stage != TAP_STAGE)
+    data = {s: build_split(base, s, n, cache, needs_low(ClassifierConfig(mod_stage=args.mod_stage)))
             for s, n in (("train", args.train), ("val", args.val))}
     log(f"data ready ({time.time() - t_all:.0f} s)")
     command = "python -m edge.models.train_classifier " + " ".join(argv if argv is not None else sys.argv[1:])

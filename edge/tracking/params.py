@@ -77,7 +77,7 @@ class TrackerParams:
     # left both splits' AUC unchanged and raised it under slow camera / shake / runtime drops on train (mean
     # 0.628 -> 0.653, 2 rings 0.666) but barely on holdout (0.714 -> 0.718), lowered it at half resolution on
     # both (a look-alike taken for the target: the head rates both alike), and 2 rings lost a holdout sequence
-    # to a look-alike as recorded (0.773 -> 0.751). For cameras at a low frame rate: --params '{"wide_redetect": 1}'
+    # to a look-alike as recorded (0.773 -> 0.751). For cameras at a low frame rate: --tracker-params '{"wide_redetect": 1}'
     wide_redetect: int = 0
     wide_attempts: int = 4
     min_inside: float = 0.5          # a selected box with less of its area inside the frame counts as lost
@@ -121,6 +121,7 @@ class TrackerParams:
         if not float(self.wide_redetect).is_integer():
             raise ValueError(f"tracker parameters: wide_redetect counts rings of tiles (0 = off), got "
                              f"{self.wide_redetect}")
+        self.wide_redetect = int(self.wide_redetect)     # JSON may give 2.0
         if self.scale_penalty < 0 or self.scale_step < 1 or self.scale_lr > 1 or self.regression_min_iou >= 1:
             raise ValueError("tracker parameters: need scale_step >= 1, scale_lr <= 1, regression_min_iou < 1")
 

@@ -254,7 +254,7 @@ class SiameseTracker:
             # still in doubt: search tiles around the box at the usual scale, nearest ring first (the target
             # may be further than the candidate grid reaches: a slow camera, dropped frames, a sudden move)
             enough = max(p.lost_recover, float(look.iou[look.best]))
-            alt = self._wide_look(image, int(p.wide_redetect), enough)
+            alt = self._wide_look(image, p.wide_redetect, enough)
             self._wide_tries += 1
             if alt is not None and alt.iou[alt.best] >= enough:
                 look, redetected = alt, True
@@ -351,15 +351,12 @@ class SiameseTracker:
         step = max(crop.side - max(self.box[2], self.box[3]), 1.0)
         best = None
         for r in range(1, rings + 1):
-            for ix in range(-r, r + 1):
-                for iy in range(-r, r + 1):
-                    if max(abs(ix), abs(iy)) != r:
-                        continue
-                    around = self.box + np.array([ix * step, iy * step, 0.0, 0.0])
-                    lk = self._look(image, around, 1.0, grid=True)
-                    self.wide_searches += 1
-                    if lk is not None and (best is None or lk.sel[lk.best] > best.sel[best.best]):
-                        best = lk
+            ring = [(ix, iy) for ix in range(-r, r + 1) for iy in range(-r, r + 1) if max(abs(ix), abs(iy)) == r]
+            for ix, iy in ring:
+                lk = self._look(image, self.box + np.array([ix * step, iy * step, 0.0, 0.0]), 1.0, grid=True)
+                self.wide_searches += 1
+                if lk is not None and (best is None or lk.sel[lk.best] > best.sel[best.best]):
+                    best = lk
             if best is not None and best.iou[best.best] >= enough:
                 return best
         return best
