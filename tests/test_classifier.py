@@ -204,3 +204,24 @@ def test_checkpoint_round_trip_and_corrupt_files(backbone, rng, tmp_path):
         load_checkpoint(tmp_path / "other.pt")
     with pytest.raises(FileNotFoundError):
         build_classifier(tmp_path / "missing.pt")
+
+
+@torch.no_grad()
+def test_cached_splits_concatenate_and_shards_fill_the_cache(backbone, rng, tmp_path, monkeypatch):
+    """build_split over two splits = the two splits one after the other; --prepare-cache shards make exactly
+    their chunks, and a later build reads them back instead of recomputing."""
+    from edge.models import train_classifier as tc
+    monkeypatch.setattr(tc, "CHUNK", 1)                         # one clip per cache file
+    m = TwoInOne(ClassifierConfig(size=64, clip_len=2, use_flow=False), backbone=copy.deepcopy(backbone)).eval()
+    for k in (0, 1):
+        assert tc.build_split(m, ["val", "val_faults"], 2, tmp_path, shard=(k, 2)) is None
+    files = sorted(p.name for p in tmp_path.glob("*.pt"))
+    assert len(files) == 4 and sum(f.startswith("val_faults_") for f in files) == 2
+    stamp = {p: p.stat().st_mtime_ns for p in tmp_path.glob("*.pt")}
+    both = tc.build_split(m, ["val", "val_faults"], 2, tmp_path, keep_low=False)
+    assert {p: p.stat().st_mtime_ns for p in tmp_path.glob("*.pt")} == stamp     # read, not rebuilt
+    one, two = (tc.build_split(m, s, 2, None) for s in ("val", "val_faults"))
+    assert "low" not in both and both["label"].tolist() == one["label"].tolist() + two["label"].tolist()
+    for key in ("tap", "cam", "flow"):
+        torch.testing.assert_close(both[key], torch.cat([one[key], two[key]]))
+    assert not torch.equal(one["tap"], two["tap"])              # the faults changed what the backbone sees

@@ -22,7 +22,9 @@ action somewhere inside it. The clips' clock is ``CLIP_FPS`` frames per second o
 across the view 9-25 frames at 0.07-0.18 body heights per frame (a walker at 0.8 body heights per second:
 4-11 frames per second). A model trained on them is fed camera frames at that rate
 (``edge.classify.sampling``). Splits are fixed by seed: clip ``i`` of split ``s`` uses
-``SeedSequence([SPLIT_IDS[s], i])`` and class ``SCHEDULE[i % len(SCHEDULE)]``.
+``SeedSequence([SPLIT_IDS[s], i])`` and class ``SCHEDULE[i % len(SCHEDULE)]``. ``train_faults``,
+``val_faults`` and ``test_faults`` are the same clips as train / val / test seen through the camera faults of
+``edge.data.degrade`` (JPEG, rotation, dark / IR, grey, jitter).
 """
 from __future__ import annotations
 
@@ -35,14 +37,18 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from edge.data import real_sources
+from edge.data import degrade, real_sources
 
 CLASSES = ("none", "idle", "pass_by", "take", "put_back", "sit_down", "fall")
 SCHEDULE = CLASSES + ("none",)          # background is what real footage mostly shows: 2 in 8 clips
 CLIP_FPS = 5.0                          # frames per second of real time in a generated clip (see above)
-SPLIT_IDS = {"train": 1, "val": 2, "test": 3}
-SPLIT_SIZES = {"train": 480, "val": 120, "test": 180}
-SPLIT_POOLS = {"train": "train", "val": "val", "test": "eval"}
+# train_faults / val_faults / test_faults: exactly the clips (same seeds) of train / val / test seen through the
+# camera faults of edge.data.degrade (a training augmentation, and paired robustness checks)
+SPLIT_IDS = {"train": 1, "val": 2, "test": 3, "train_faults": 1, "val_faults": 2, "test_faults": 3}
+SPLIT_SIZES = {"train": 480, "val": 120, "test": 180, "train_faults": 480, "val_faults": 120, "test_faults": 180}
+SPLIT_POOLS = {"train": "train", "val": "val", "test": "eval", "train_faults": "train", "val_faults": "val",
+               "test_faults": "eval"}
+DEGRADED_SPLITS = ("train_faults", "val_faults", "test_faults")
 # sprite textures come from training photos only (every split uses them: appearance must not decide)
 PERSON_TEXTURES = ("astronaut", "chelsea", "coffee", "hubble_deep_field", "immunohistochemistry", "retina",
                    "rocket", "camera")
@@ -439,9 +445,11 @@ def _finish(frames: list[np.ndarray], rng: np.random.Generator) -> np.ndarray:
 
 
 def make_clip(seed: int | np.random.SeedSequence | tuple, label: str, frames: int = 9, size: int = 160,
-              pool: str = "train") -> np.ndarray:
-    """One clip [frames, size, size, 3] uint8 BGR of class ``label``, deterministic for (seed, label, pool);
-    backgrounds from the real sources of ``pool`` (``edge.data.real_sources``: train, val or eval).
+              pool: str = "train", degraded: bool = False) -> np.ndarray:
+    """One clip [frames, size, size, 3] uint8 BGR of class ``label``, deterministic for (seed, label, pool,
+    degraded); backgrounds from the real sources of ``pool`` (``edge.data.real_sources``: train, val or eval).
+    ``degraded`` adds the camera faults of ``edge.data.degrade`` on top of the same clip (own random stream:
+    without a fault drawn, the clip is exactly the clean one).
 
     ``put_back`` is exactly ``take`` of the same seed reversed in time.
     """
@@ -452,8 +460,11 @@ def make_clip(seed: int | np.random.SeedSequence | tuple, label: str, frames: in
     ss = seed if isinstance(seed, np.random.SeedSequence) else np.random.SeedSequence(seed)
     rng = np.random.default_rng(ss)
     if label == "put_back":
-        return make_clip(ss, "take", frames, size, pool)[::-1].copy()
-    return _finish(_render(frames, size, rng, pool, label), rng)
+        return make_clip(ss, "take", frames, size, pool, degraded)[::-1].copy()
+    clip = _finish(_render(frames, size, rng, pool, label), rng)
+    if degraded:
+        clip, _ = degrade.degrade_clip(clip, np.random.default_rng([*ss.generate_state(4), degrade.VERSION]))
+    return clip
 
 
 def clip_seed(split: str, index: int) -> np.random.SeedSequence:
@@ -470,7 +481,8 @@ def split_labels(split: str, count: int | None = None) -> list[str]:
 def split_clip(split: str, index: int, frames: int = 9, size: int = 160) -> tuple[str, np.ndarray]:
     """(label, clip) of clip ``index`` of a fixed split (its backgrounds from ``SPLIT_POOLS[split]``)."""
     label = SCHEDULE[index % len(SCHEDULE)]
-    return label, make_clip(clip_seed(split, index), label, frames, size, SPLIT_POOLS[split])
+    return label, make_clip(clip_seed(split, index), label, frames, size, SPLIT_POOLS[split],
+                            split in DEGRADED_SPLITS)
 
 
 def iter_split(split: str, count: int | None = None, frames: int = 9, size: int = 160, start: int = 0):

@@ -156,18 +156,24 @@ def replay(decider: dec.Decider, logits: np.ndarray, stride: int = STRIDE, t: in
     return ev + h.close(t - 1 + max(len(logits) - 1, 0) * stride)
 
 
-def evaluate_model(name: str, model: TwoInOne, data: dict, extra: dict) -> dict:
-    """Calibration, open-set comparison and alarm-rule replay of one model (see the module doc)."""
+def evaluate_model(name: str, model: TwoInOne, data: dict, extra: dict, fit: tuple[str, ...] = ("val",)) -> dict:
+    """Calibration, open-set comparison and alarm-rule replay of one model (see the module doc). Temperature
+    and open-set thresholds are fitted on the ``fit`` splits together (``val``, or ``val`` + ``val_faults``:
+    the deployment's mix of clean and faulty cameras); ``val`` in what follows means them."""
     t0 = time.time()
-    lg = {s: split_logits(model, data[s]) for s in ("train", "val", "test")}
-    lab = {s: data[s]["label"].numpy() for s in ("train", "val", "test")}
+    lg = {s: split_logits(model, v) for s, v in data.items()}
+    lab = {s: v["label"].numpy() for s, v in data.items()}
+    lg["val_clean"], lab["val_clean"] = lg["val"], lab["val"]
+    lg["val"], lab["val"] = np.concatenate([lg[s] for s in fit]), np.concatenate([lab[s] for s in fit])
     temp = dec.fit_temperature(lg["val"], lab["val"])
+    reported = ["val"] + [s for s in ("val_clean", "val_faults", "test", "test_faults")
+                          if s in lg and (s != "val_clean" or tuple(fit) != ("val",))]
     ece = {s: {"before": dec.expected_calibration_error(dec.softmax(lg[s]), lab[s]),
                "after": dec.expected_calibration_error(dec.softmax(lg[s], temp), lab[s]),
                "nll_before": dec.nll(lg[s], lab[s]), "nll_after": dec.nll(lg[s], lab[s], temp)}
-           for s in ("val", "test")}
-    log(f"{name}: T = {temp:.3f}; ECE val {ece['val']['before']:.3f} -> {ece['val']['after']:.3f}, "
-        f"test {ece['test']['before']:.3f} -> {ece['test']['after']:.3f}")
+           for s in reported}
+    log(f"{name}: T = {temp:.3f} (fitted on {'+'.join(fit)}); ECE " + ", ".join(
+        f"{s} {ece[s]['before']:.3f} -> {ece[s]['after']:.3f}" for s in reported))
     noise = np.stack([clip_forward(model, c) for c in extra["noise"]])
     real = {s: stream_logits(model, f) for s, f in extra["real"].items()}
     real_all = np.concatenate(list(real.values()))
@@ -212,7 +218,7 @@ def evaluate_model(name: str, model: TwoInOne, data: dict, extra: dict) -> dict:
             "val_real_events": {s: [(e.label, e.frame) for e in ev] for s, ev in real_events.items()},
             "test": {"top1": acc, "n": int(len(ok_test)), "ci95": wilson_interval(int(ok_test.sum()), len(ok_test)),
                      "pairs": pair_accuracy(conf), "confusion": conf.tolist()},
-            "val_top1": float((lg["val"].argmax(1) == lab["val"]).mean()),
+            "val_top1": float((lg["val_clean"].argmax(1) == lab["val_clean"]).mean()),
             "_ok_test": ok_test}
 
 
@@ -263,9 +269,14 @@ def extra_streams(model: TwoInOne, extra: dict):
 def calibrate_and_ship(args, out: Path, noflow_out: Path, cache: Path | None) -> int:
     """``--calibrate``: fit, compare, replay; write calibration into both checkpoints and the note."""
     t_all = time.time()
+    fit = tuple(x.strip() for x in getattr(args, "calib_splits", "val").split(",") if x.strip())
+    if fit not in (("val",), ("val", "val_faults")):
+        raise SystemExit(f"--calib-splits must be val or val,val_faults, got {','.join(fit)!r}")
     models = {"flow": build_classifier(out, use_flow=True), "noflow": build_classifier(noflow_out, use_flow=False)}
-    data = {s: build_split(models["noflow"], s, n, cache, needs_low(models["flow"].cfg))
-            for s, n in (("train", args.train), ("val", args.val), ("test", args.test))}
+    splits = [("train", args.train), ("val", args.val), ("test", args.test)]
+    if "val_faults" in fit:
+        splits += [("val_faults", args.val), ("test_faults", args.test)]
+    data = {s: build_split(models["noflow"], s, n, cache, needs_low(models["flow"].cfg)) for s, n in splits}
     stream_set = []
     for i in range(args.val_streams):
         label = CLASSES[i % len(CLASSES)]
@@ -275,7 +286,7 @@ def calibrate_and_ship(args, out: Path, noflow_out: Path, cache: Path | None) ->
              "streams": stream_set}
     log(f"data ready ({time.time() - t_all:.0f} s): {len(extra['noise'])} noise clips, "
         f"{len(stream_set)} val streams, real val footage {list(extra['real'])}")
-    res = {name: evaluate_model(name, m, data, extra) for name, m in models.items()}
+    res = {name: evaluate_model(name, m, data, extra, fit) for name, m in models.items()}
     a, b = res["noflow"].pop("_ok_test"), res["flow"].pop("_ok_test")
     only_noflow, only_flow, p = mcnemar_exact(a, b)
     lo, hi = paired_bootstrap(a, b)
@@ -290,7 +301,7 @@ def calibrate_and_ship(args, out: Path, noflow_out: Path, cache: Path | None) ->
         meta["evaluation"]["paired_vs_other"] = paired
         meta["accuracy"] = {"test_top1": res[name]["test"]["top1"], "val_top1": res[name]["val_top1"]}
         meta["calibrated_by"] = "python -m edge.models.train_classifier --calibrate " + \
-            f"--out {out} --train {args.train} --val {args.val} --test {args.test}"
+            f"--out {out} --train {args.train} --val {args.val} --test {args.test} --calib-splits {','.join(fit)}"
         models[name].meta = meta
         save_checkpoint(models[name], path, meta)
     record = {"results": res, "paired": paired, "seconds": round(time.time() - t_all, 1),

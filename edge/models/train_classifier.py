@@ -18,7 +18,10 @@ and open-set rule on the validation split, replays the alarm rules on validation
 split (top-1, paired McNemar test) and writes them into both checkpoints and the Markdown note.
 
 Data splits (``edge.data.actions``): train clips use only the training real sources, val the validation ones
-(``edge.data.real_sources``); held-back real footage is never read by training or calibration.
+(``edge.data.real_sources``); held-back real footage is never read by training or calibration. ``train_faults``,
+``val_faults`` and ``test_faults`` are the same clips through the camera faults of ``edge.data.degrade``
+(``--train-splits``, ``--val-splits``, ``--compare-split``, ``--calib-splits``). ``--prepare-cache
+K/N`` fills the cache with N processes.
 
 ``--resume --resume-out P`` continues training the saved ``--out`` checkpoint (cosine LR over ``--time-budget``
 seconds of wall clock; ``--window-lengths 1,2,4,8`` trains each batch on the last k frames, k drawn per batch,
@@ -41,6 +44,7 @@ import torch
 import torch.nn.functional as F
 
 from edge.classify.preprocess import clip_inputs
+from edge.data import actions, degrade
 from edge.data.actions import CLASSES
 from edge.models.two_in_one import TAP_STAGE, ClassifierConfig, TwoInOne, save_checkpoint
 
@@ -87,29 +91,51 @@ def needs_low(cfg: ClassifierConfig) -> bool:
     return cfg.use_flow and cfg.mod_stage != TAP_STAGE
 
 
-def build_split(model: TwoInOne, split: str, count: int, cache: Path | None,
-                keep_low: bool = True) -> dict[str, torch.Tensor]:
+def build_split(model: TwoInOne, split: str | list[str], count: int, cache: Path | None,
+                keep_low: bool = True, shard: tuple[int, int] | None = None) -> dict[str, torch.Tensor] | None:
     """Generated clips (``edge.data.actions`` split, runtime preprocessing) -> frozen-backbone tensors:
     stage-3 features, encoded flow, stage-6 features (fp16) and the CAM; cached in chunks of CHUNK clips.
-    ``keep_low=False`` leaves the stage-3 features out of the result (unused when the modulation sits on
-    stage 6, and half the memory of a split); the cache files always hold them."""
+    A list of splits gives their ``count`` clips each, one after the other (filled into tensors allocated once:
+    the peak is the result plus one chunk). ``keep_low=False`` leaves the stage-3 features out of the result
+    (unused when the modulation sits on stage 6, and half the memory of a split); the cache files always hold
+    them. ``shard=(k, n)`` only makes the missing cache files of every n-th chunk, starting at chunk k, and
+    returns None (``--prepare-cache k/n``: one process per core)."""
     cfg = model.cfg
-    key = hashlib.sha1(json.dumps([CACHE_VERSION, cfg.size, cfg.clip_len, cfg.flow_bound]).encode()).hexdigest()[:10]
-    chunks, t0 = [], time.time()
-    for start in range(0, count, CHUNK):
-        stop = min(count, start + CHUNK)
-        path = cache / f"{split}_{start}_{stop}_{key}.pt" if cache else None
-        if path is not None and path.is_file():
-            chunk = torch.load(path, weights_only=True)
-        else:
-            chunk = _build_chunk(model, split, start, stop)
-            log(f"{split}: {stop}/{count} clips ({time.time() - t0:.0f} s)")
-            if path is not None:
-                path.parent.mkdir(parents=True, exist_ok=True)
-                torch.save(chunk, str(path) + ".tmp")
-                Path(str(path) + ".tmp").replace(path)
-        chunks.append(chunk if keep_low else {k: v for k, v in chunk.items() if k != "low"})
-    return {k: torch.cat([c[k] for c in chunks]) for k in chunks[0]}
+    out: dict[str, torch.Tensor] = {}
+    splits = [split] if isinstance(split, str) else list(split)
+    total, done, t0 = count * len(splits), 0, time.time()
+    for name in splits:
+        parts = [CACHE_VERSION, cfg.size, cfg.clip_len, cfg.flow_bound]
+        if name in actions.DEGRADED_SPLITS:        # the camera faults change the clips (not the clean splits' key)
+            parts.append(["degrade", degrade.VERSION, sorted(degrade.FAULTS.items())])
+        key = hashlib.sha1(json.dumps(parts).encode()).hexdigest()[:10]
+        for start in range(0, count, CHUNK):
+            stop = min(count, start + CHUNK)
+            path = cache / f"{name}_{start}_{stop}_{key}.pt" if cache else None
+            if shard is not None and (start // CHUNK) % shard[1] != shard[0]:
+                continue
+            if path is not None and path.is_file():
+                if shard is not None:
+                    continue
+                chunk = torch.load(path, weights_only=True)
+            else:
+                chunk = _build_chunk(model, name, start, stop)
+                log(f"{name}: {stop}/{count} clips ({time.time() - t0:.0f} s)")
+                if path is not None:
+                    path.parent.mkdir(parents=True, exist_ok=True)
+                    torch.save(chunk, str(path) + ".tmp")
+                    Path(str(path) + ".tmp").replace(path)
+            if shard is not None:
+                continue
+            for k, v in chunk.items():
+                if k == "low" and not keep_low:
+                    continue
+                if k not in out:
+                    out[k] = torch.empty((total, *v.shape[1:]), dtype=v.dtype)
+                out[k][done:done + len(v)] = v
+            done += stop - start
+            del chunk
+    return None if shard is not None else out
 
 
 def clip_logits(model: TwoInOne, batch: dict[str, torch.Tensor], idx: torch.Tensor) -> torch.Tensor:
@@ -257,9 +283,11 @@ def continue_training(model: TwoInOne, train_data, val_data, lr: float, bs: int,
                       reverse_prob: float = 0.0) -> dict:
     """More training of a trained model with a cosine LR over the wall-clock budget (per batch), so the LR reaches
     zero when the budget is spent whatever the machine load; keeps the best-validation state (the starting
-    state counts as epoch 0). With ``window_lengths`` each batch uses the last k frames of its clips, k drawn
-    uniformly per batch, and validation is the mean accuracy over those k. ``reverse_prob``: time-reversal
-    augmentation (:func:`reverse_time`)."""
+    state counts as epoch 0). ``val_data``: one split, or a list whose mean accuracy selects (e.g. val and
+    val_faults: clean and faulty cameras count alike). With ``window_lengths`` each batch uses the last k
+    frames of its clips, k drawn uniformly per batch, and validation is the mean accuracy over those k.
+    ``reverse_prob``: time-reversal augmentation (:func:`reverse_time`)."""
+    val_sets = val_data if isinstance(val_data, list) else [val_data]
     g = torch.Generator().manual_seed(seed)
     params = [p for p in model.parameters() if p.requires_grad]
     opt = torch.optim.AdamW(params, lr=lr, weight_decay=5e-3)
@@ -267,7 +295,8 @@ def continue_training(model: TwoInOne, train_data, val_data, lr: float, bs: int,
     views = {k: last_frames(train_data, k) for k in window_lengths} if window_lengths else None
 
     def val_score() -> float:
-        return window_val_accuracy(model, val_data, window_lengths) if window_lengths else evaluate(model, val_data)[0]
+        return float(np.mean([window_val_accuracy(model, v, window_lengths) if window_lengths
+                              else evaluate(model, v)[0] for v in val_sets]))
 
     best = (val_score(), copy.deepcopy(model.trained_state()), 0)
     log(f"{tag} start: val {best[0]:.3f}")
@@ -314,11 +343,16 @@ def resume(args) -> int:
         centred = TwoInOne(dataclasses.replace(model.cfg, flow_centre=True))
         centred.load_state_dict(model.trained_state(), strict=False)
         centred.meta, model = model.meta, centred.eval()
-    data = {s: build_split(model, s, n, Path(args.cache) if args.cache else None, needs_low(model.cfg))
-            for s, n in (("train", args.train), ("val", args.val))}
-    log(f"data ready ({time.time() - t_all:.0f} s)")
+    cache = Path(args.cache) if args.cache else None
+
+    def names(text: str) -> list[str]:
+        return [s.strip() for s in text.split(",") if s.strip()]
+    train = build_split(model, names(args.train_splits), args.train, cache, needs_low(model.cfg))
+    vals = [build_split(model, s, args.val, cache, needs_low(model.cfg)) for s in names(args.val_splits)]
+    log(f"data ready ({time.time() - t_all:.0f} s): train {args.train_splits} ({len(train['label'])} clips), "
+        f"selection on the mean of {args.val_splits}")
     torch.manual_seed(args.seed)
-    rec = continue_training(model, data["train"], data["val"], args.lr, args.batch, args.seed + 2,
+    rec = continue_training(model, train, vals, args.lr, args.batch, args.seed + 2,
                             args.resume_variant, args.time_budget, args.resume_max_epochs,
                             parse_lengths(args.window_lengths) if args.window_lengths else None,
                             args.reverse_prob)
@@ -326,6 +360,7 @@ def resume(args) -> int:
     meta.pop("config", None)
     meta["continued"] = {"from": str(args.out), "command": "python -m edge.models.train_classifier "
                          + " ".join(sys.argv[1:]), "lr": args.lr, "window_lengths": args.window_lengths,
+                         "train_splits": args.train_splits, "val_splits": args.val_splits,
                          "record": rec,
                          "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())}
     save_checkpoint(model, args.resume_out, meta)
@@ -370,20 +405,22 @@ def paired_bootstrap(first_ok: np.ndarray, second_ok: np.ndarray, reps: int = 10
                                     reps=reps, seed=seed)
 
 
-def compare(specs: list[str], count: int, cache: Path | None, windows=(8, 4), fresh_from: int = 120) -> dict:
+def compare(specs: list[str], count: int, cache: Path | None, windows=(8, 4), fresh_from: int = 120,
+            split: str = "test") -> dict:
     """``--compare``: checkpoints ``name=path:flow|noflow`` on test clips 0..count-1 (last k frames for each k
     in ``windows``): accuracy with Wilson intervals (all clips and clips >= ``fresh_from``, which no earlier
-    run evaluated), pair accuracies, confusion, and paired McNemar / bootstrap comparisons of every pair."""
+    run evaluated), pair accuracies, confusion, and paired McNemar / bootstrap comparisons of every pair.
+    ``split="test_faults"``: the same clips through the training camera faults (robustness, paired with test)."""
     from edge.models.two_in_one import build_classifier
     models = {}
     for spec in specs:
         name, rest = spec.split("=", 1)
         path, variant = rest.rsplit(":", 1)
         models[name] = build_classifier(path, use_flow=variant == "flow")
-    data = build_split(next(iter(models.values())), "test", count, cache)
+    data = build_split(next(iter(models.values())), split, count, cache)
     labels, t = data["label"].numpy(), data["cam"].shape[1]
     subsets = {"all": slice(0, count), f"test {fresh_from}..{count - 1}": slice(fresh_from, count)}
-    out: dict = {"count": count, "models": {}, "paired": {}}
+    out: dict = {"count": count, "split": split, "models": {}, "paired": {}}
     ok = {}
     for k in windows:
         sub = {key: (v[:, t - k:] if key != "label" else v) for key, v in data.items()}
@@ -443,10 +480,17 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--compare", nargs="+", metavar="NAME=PATH:flow|noflow", default=None,
                     help="paired test-split comparison of checkpoints on --test clips (JSON to --compare-json)")
     ap.add_argument("--compare-json", default=None)
+    ap.add_argument("--compare-split", choices=("test", "test_faults"), default="test",
+                    help="--compare on the clean test clips or on the same clips through the camera faults")
     ap.add_argument("--resume", action="store_true",
                     help="continue training the saved --out checkpoint (cosine LR over --time-budget)")
     ap.add_argument("--resume-out", default=None, help="where --resume writes the continued checkpoint")
     ap.add_argument("--resume-variant", choices=("flow", "noflow"), default="flow")
+    ap.add_argument("--train-splits", default="train", metavar="S,S",
+                    help="--resume: training splits, --train clips each (e.g. train,train_faults: the clips "
+                         "without and with the camera faults)")
+    ap.add_argument("--val-splits", default="val", metavar="S,S",
+                    help="--resume: the epoch kept is the best mean accuracy over these splits (e.g. val,val_faults)")
     ap.add_argument("--resume-max-epochs", type=int, default=1000)
     ap.add_argument("--time-budget", type=float, default=1500.0,
                     help="seconds of training for the two-in-one model (cosine LR over it; --resume too)")
@@ -466,11 +510,17 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--calibrate", action="store_true",
                     help="fit temperature + open-set rule of the saved --out/--noflow-out on the val split, "
                          "validate the alarm rules on val streams, write the tables (edge/weights/classifier.md)")
+    ap.add_argument("--calib-splits", default="val", metavar="val[,val_faults]",
+                    help="--calibrate: splits the temperature and open-set thresholds are fitted on together "
+                         "(val,val_faults: clean and faulty cameras alike)")
     ap.add_argument("--val-streams", type=int, default=70,
                     help="--calibrate: validation streams (25 frames, an action inside) to replay the alarm rules on")
     ap.add_argument("--note", default=None, help="--calibrate: Markdown note to write (default: <out>.md)")
     ap.add_argument("--window-lengths", default=None, metavar="K,K,...",
                     help="--resume: train each batch on the last k frames (k drawn per batch from this list)")
+    ap.add_argument("--prepare-cache", default=None, metavar="K/N",
+                    help="only make the missing --cache files of the train/val/test splits and their *_faults copies, chunks K, K+N, ... "
+                         "(run N processes, K = 0..N-1, one per core), then exit")
     ap.add_argument("--compare-windows", default="8,4", metavar="K,K,...",
                     help="--compare: window lengths (last k frames) to evaluate")
     args = ap.parse_args(argv)
@@ -478,8 +528,11 @@ def main(argv: list[str] | None = None) -> int:
     out = Path(args.out)
     noflow_out = Path(args.noflow_out) if args.noflow_out else out.with_name(out.stem + "_noflow.pt")
     cache = Path(args.cache) if args.cache else None
+    if args.prepare_cache:
+        return prepare_cache(args, cache)
     if args.compare:
-        res = compare(args.compare, args.test, cache, windows=parse_lengths(args.compare_windows))
+        res = compare(args.compare, args.test, cache, windows=parse_lengths(args.compare_windows),
+                      split=args.compare_split)
         if args.compare_json:
             tmp = Path(args.compare_json + ".tmp")
             tmp.write_text(json.dumps(res, indent=1))
@@ -495,6 +548,25 @@ def main(argv: list[str] | None = None) -> int:
         from edge.models.classifier_calibration import calibrate_and_ship
         return calibrate_and_ship(args, out, noflow_out, cache)
     return train_both(args, out, noflow_out, cache, argv)
+
+
+def prepare_cache(args, cache: Path | None) -> int:
+    """``--prepare-cache K/N``: this process's share of the cache files of all three splits."""
+    try:
+        k, n = (int(x) for x in args.prepare_cache.split("/"))
+        if not 0 <= k < n:
+            raise ValueError
+    except ValueError:
+        raise SystemExit(f"--prepare-cache needs K/N with 0 <= K < N, got {args.prepare_cache!r}") from None
+    if cache is None:
+        raise SystemExit("--prepare-cache needs --cache")
+    from edge.models.two_in_one import build_classifier
+    model = build_classifier(args.out)     # its size / clip length / flow bound key the cache; backbone frozen
+    for split, count in (("train", args.train), ("val", args.val), ("test", args.test),
+                         ("train_faults", args.train), ("val_faults", args.val), ("test_faults", args.test)):
+        build_split(model, split, count, cache, shard=(k, n))
+    log(f"cache share {k}/{n} ready in {cache}")
+    return 0
 
 
 def train_both(args, out: Path, noflow_out: Path, cache: Path | None, argv) -> int:
