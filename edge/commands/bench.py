@@ -47,7 +47,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     import edge.api
-    from edge.commands.run import tracker_params
+    from edge.commands.options import tracker_params
     rep = edge.api.bench(args.engines, args.data, json=args.json, markdown=args.markdown, plots=args.plots,
                          tolerances=args.tolerances, export=args.export, baseline=not args.no_baseline,
                          threads=args.threads, duration=args.duration, samples=args.samples,

@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import sys
 
+from edge.commands.options import tracker_params
+
 
 def add_arguments(p) -> None:
     p.add_argument("--source", action="append", required=True, metavar="SRC",
@@ -73,32 +75,6 @@ def run_kwargs(args) -> dict:
                 status_interval=args.status_interval, display=args.display, remote=args.remote,
                 remote_shm=getattr(args, "remote_shm", "off") == "on",
                 alarms=args.alarms, threads=args.threads, rotate=args.rotate)
-
-
-def tracker_params(text: str | None, lost_threshold: float | None) -> dict | None:
-    """``--tracker-params`` (a JSON object, or ``@file.json``) with ``--lost-threshold`` over it; a one-line
-    error for anything else (unknown names and bad values are the tracker's own one-line errors)."""
-    import json
-    from pathlib import Path
-
-    from edge.errors import UserError
-    out = {}
-    if text:
-        src = text
-        if text.startswith("@"):
-            try:
-                src = Path(text[1:]).read_text()
-            except OSError as e:
-                raise UserError(f"--tracker-params: cannot read {text[1:]}: {e.strerror or e}") from None
-        try:
-            out = json.loads(src)
-        except json.JSONDecodeError as e:
-            raise UserError(f"--tracker-params is not JSON ({e.msg} at position {e.pos})") from None
-        if not isinstance(out, dict):
-            raise UserError(f"--tracker-params must be a JSON object of tracker parameters, got {src.strip()[:60]}")
-    if lost_threshold is not None:
-        out["lost_threshold"] = lost_threshold
-    return out or None
 
 
 def run(args) -> int:
