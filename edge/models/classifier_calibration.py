@@ -166,8 +166,8 @@ def evaluate_model(name: str, model: TwoInOne, data: dict, extra: dict, fit: tup
     lg["val_clean"], lab["val_clean"] = lg["val"], lab["val"]
     lg["val"], lab["val"] = np.concatenate([lg[s] for s in fit]), np.concatenate([lab[s] for s in fit])
     temp = dec.fit_temperature(lg["val"], lab["val"])
-    reported = ["val"] + [s for s in ("val_clean", "val_faults", "test", "test_faults")
-                          if s in lg and (s != "val_clean" or tuple(fit) != ("val",))]
+    reported = ["val"] + (["val_clean"] if fit != ("val",) else []) + [
+        s for s in ("val_faults", "test", "test_faults") if s in lg]
     ece = {s: {"before": dec.expected_calibration_error(dec.softmax(lg[s]), lab[s]),
                "after": dec.expected_calibration_error(dec.softmax(lg[s], temp), lab[s]),
                "nll_before": dec.nll(lg[s], lab[s]), "nll_after": dec.nll(lg[s], lab[s], temp)}

@@ -112,11 +112,10 @@ def build_split(model: TwoInOne, split: str | list[str], count: int, cache: Path
         for start in range(0, count, CHUNK):
             stop = min(count, start + CHUNK)
             path = cache / f"{name}_{start}_{stop}_{key}.pt" if cache else None
-            if shard is not None and (start // CHUNK) % shard[1] != shard[0]:
-                continue
-            if path is not None and path.is_file():
-                if shard is not None:
-                    continue
+            cached = path is not None and path.is_file()
+            if shard is not None and ((start // CHUNK) % shard[1] != shard[0] or cached):
+                continue                                   # another share's chunk, or made already
+            if cached:
                 chunk = torch.load(path, weights_only=True)
             else:
                 chunk = _build_chunk(model, name, start, stop)
@@ -519,8 +518,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--window-lengths", default=None, metavar="K,K,...",
                     help="--resume: train each batch on the last k frames (k drawn per batch from this list)")
     ap.add_argument("--prepare-cache", default=None, metavar="K/N",
-                    help="only make the missing --cache files of the train/val/test splits and their *_faults copies, chunks K, K+N, ... "
-                         "(run N processes, K = 0..N-1, one per core), then exit")
+                    help="only make the missing --cache files of the train/val/test splits and their *_faults "
+                         "copies, chunks K, K+N, ... (run N processes, K = 0..N-1, one per core), then exit")
     ap.add_argument("--compare-windows", default="8,4", metavar="K,K,...",
                     help="--compare: window lengths (last k frames) to evaluate")
     args = ap.parse_args(argv)
@@ -551,7 +550,8 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def prepare_cache(args, cache: Path | None) -> int:
-    """``--prepare-cache K/N``: this process's share of the cache files of all three splits."""
+    """``--prepare-cache K/N``: this process's share of the cache files of train / val / test and their
+    ``*_faults`` copies."""
     try:
         k, n = (int(x) for x in args.prepare_cache.split("/"))
         if not 0 <= k < n:
@@ -562,9 +562,9 @@ def prepare_cache(args, cache: Path | None) -> int:
         raise SystemExit("--prepare-cache needs --cache")
     from edge.models.two_in_one import build_classifier
     model = build_classifier(args.out)     # its size / clip length / flow bound key the cache; backbone frozen
-    for split, count in (("train", args.train), ("val", args.val), ("test", args.test),
-                         ("train_faults", args.train), ("val_faults", args.val), ("test_faults", args.test)):
-        build_split(model, split, count, cache, shard=(k, n))
+    counts = {"train": args.train, "val": args.val, "test": args.test}
+    for split in (*counts, *actions.DEGRADED_SPLITS):
+        build_split(model, split, counts[split.removesuffix("_faults")], cache, shard=(k, n))
     log(f"cache share {k}/{n} ready in {cache}")
     return 0
 
