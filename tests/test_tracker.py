@@ -15,7 +15,7 @@ from edge.models.mobilenet_v2 import IMAGENET_MEAN, IMAGENET_STD, STAGES, mobile
 from edge.models.registry import torch_engines
 from edge.models.sint import NUM_CANDIDATES, SearchNet, TemplateNet, build_tracker, config, networks
 from edge.tracking import SiameseTracker, TrackerParams
-from edge.tracking.geometry import Crop, RidgeRegressor, crop_region, sample_candidates
+from edge.tracking.geometry import Crop, RidgeRegressor, crop_region, radial_offsets, sample_candidates
 
 
 pytestmark = pytest.mark.usefixtures("one_thread")     # conftest: one PyTorch thread for the module
@@ -189,15 +189,15 @@ def test_nan_scores_are_never_picked(engines):
     assert tr.lost and np.isnan(tr.last_score) and np.allclose(box, seq.boxes[0])
 
 
-def _moving_square(rng, speeds, side=40, start=(200.0, 160.0), hw=(360, 640)):
-    """A textured square over a textured background moving right-ish by ``speeds[i]`` x its side after frame i:
-    frames and the exact ground truth boxes."""
+def _moving_square(rng, speeds, side=40, start=(200.0, 160.0), hw=(360, 640), angle=None):
+    """A textured square over a textured background moving by ``speeds[i]`` x its side after frame i, in the
+    direction ``angle`` (radians; default right-ish, drawn in +-0.3): frames and the exact ground truth boxes."""
     import cv2
     h, w = hw
     bg = cv2.GaussianBlur(rng.integers(0, 255, (h, w, 3)).astype(np.uint8), (0, 0), 3)
     target = cv2.resize(rng.integers(0, 255, (8, 8, 3)).astype(np.uint8), (side, side),
                         interpolation=cv2.INTER_NEAREST)
-    (x, y), angle = start, rng.uniform(-0.3, 0.3)
+    (x, y), angle = start, rng.uniform(-0.3, 0.3) if angle is None else angle
     frames, gt = [], []
     for v in list(speeds) + [0.0]:
         xi, yi = int(round(x)), int(round(y))
@@ -309,19 +309,32 @@ def test_dropped_frames_move_the_search_by_the_elapsed_frames(engines, rng):
 
 
 def test_chase_finds_a_target_that_jumped_past_the_grid(engines, rng):
-    # the square jumps its own side in one frame from rest (a dropped stretch of frames): the grid's outer ring
-    # reaches ~0.48 x the side, so the best candidate sits on it; chasing searches again around that pick
-    # (measured on 4 seeds: IoU 0.81-0.91 on that frame with it, 0.34-0.40 without)
-    frames, gt = _moving_square(rng, [1.0] + [0.0] * 4)
-    res = {}
-    for chase in (TrackerParams().chase_edge, 0.0):
-        tr = SiameseTracker(engines, {"chase_edge": chase})
-        boxes, _ = otb.run_sequence(tr, frames, gt[0])
-        res[chase] = (otb.iou(boxes[1:], gt[1:]), tr.chase_searches)
-    (on, n_on), (off, n_off) = res[TrackerParams().chase_edge], res[0.0]
-    print({k: (np.round(v[0], 2).tolist(), v[1]) for k, v in res.items()})
-    assert TrackerParams().chase_edge > 0 and n_on >= 1 and n_off == 0
-    assert on[0] > 0.6 and on[-1] > 0.6 and off[0] < 0.5
+    # a square jumps its own side in one frame from rest (a dropped stretch of frames) along one of the outer
+    # ring's spokes (+-4 deg): the ring reaches ~0.48 x the side, so the best candidate sits on it; chasing searches
+    # again around that pick. Per square (80 seeds, the shipped untrained tracker): IoU on that frame 0.75-0.96 with
+    # it in 69, 0.5 in 2, and 0.22-0.30 in 9 (a near tie with the next ring in: not found either way); 0.10-0.38
+    # without (the ring's geometric limit); 0.80-0.96 on the last frame either way. So the check counts found
+    # squares over 6 fresh ones: it fails only if 5 of them miss (~0.03 %).
+    # Not covered, a known limit: alternate rings are rotated half a step, so a jump along the second ring's spoke
+    # picks there (0.86 x the radius, under chase_edge 0.99) and is not chased; the two outer rings (0.8) were
+    # tried on validation and not kept (edge/weights/tracker.md)
+    p = TrackerParams()
+    offs = radial_offsets(p.num_candidates // p.num_scales, p.num_angles, 1.0)
+    spokes = offs[np.hypot(*offs.T) > 1 - 1e-9]
+    res = {p.chase_edge: [], 0.0: []}
+    for _ in range(6):
+        d = spokes[rng.integers(len(spokes))]
+        frames, gt = _moving_square(rng, [1.0] + [0.0] * 4,
+                                    angle=np.arctan2(d[1], d[0]) + np.radians(rng.uniform(-4, 4)))
+        for chase in res:
+            tr = SiameseTracker(engines, {"chase_edge": chase})
+            boxes, _ = otb.run_sequence(tr, frames, gt[0])
+            res[chase].append((*otb.iou(boxes[1:], gt[1:])[[0, -1]], tr.chase_searches))
+    on, off = np.array(res[p.chase_edge]), np.array(res[0.0])      # [square, (jump frame IoU, last IoU, chases)]
+    print(np.round(on, 2).tolist(), np.round(off, 2).tolist())
+    assert p.chase_edge > 0 and on[:, 2].sum() >= 2 and off[:, 2].sum() == 0
+    assert (on[:, 0] > 0.6).sum() >= 2 and (off[:, 0] > 0.6).sum() == 0
+    assert on[:, 1].mean() > 0.6
 
 
 def test_wide_redetection_finds_a_target_two_sides_away(engines, rng):

@@ -28,13 +28,15 @@ def test_scale_boxes_are_centred_geometric():
     np.testing.assert_allclose(boxes[:, :2] + boxes[:, 2:] / 2, np.repeat([[30, 35]], 5, 0))
 
 
-@pytest.mark.parametrize("around, targets, steps", [(1.0, 8, 1), (0.7, 8, 2), (1.5, 12, 2)])
+@pytest.mark.parametrize("around, targets, steps", [(1.0, 9, 1), (0.7, 8, 2), (1.5, 12, 2)])
 def test_best_scale_follows_the_truth(engines, rng, around, targets, steps):
     """Median over random targets of the best-scoring scale (k steps of 9 % from the true size), the search crop
     taken around a box ``around`` x the truth. Around the true box: within one step. Around a box 1.5x too
     large the untrained tracker keeps the inflated box (k = +4 for 48/48 targets, bench/tracker_scale_bias.py);
-    the trained one is at +1 (median of 48), but single targets spread +-2-3 steps, so a median of 12 is
-    asserted within 2 steps (resampling the 48 measured: fails 1-4 % of draws at 2 steps, ~25 % at 1)."""
+    the trained one is at +1 (median of 150 drawn as here), but single targets spread +-2-3 steps, so a median of
+    12 is asserted within 2 steps. Resampling 150 measured per row, the chance a draw fails: 0.005 % around 1.5x
+    (2 % at 1 step), 0 around 0.7x, 0.02 % around the truth with 9 targets (0.15 % with 8: its median is -1,
+    a slight pull to the smaller box, so an odd count keeps the median off -1.5)."""
     best = []
     for _ in range(targets):
         seed, ratio = int(rng.integers(0, 100_000)), float(rng.choice([0.5, 1.0, 2.0]))
