@@ -37,6 +37,10 @@ class TrackerParams:
     # 0.580), holdout 0.772 -> 0.773 (under dropped frames / shake / runtime drops 0.653 -> 0.690); 0.8 (the
     # two outer rings) 0.761 on train
     chase_edge: float = 0.99
+    # chase also while lost (the box held, the crop widened)? Off since 2026-12-04: the validation splits are
+    # the same either way (train every sequence and condition, holdout mean 0.773 / 0.690 under conditions),
+    # while a lost target's searches near doubled (bench/pipeline.py's box on bikes.mp4: 1.89 -> 1.05 per frame)
+    chase_lost: bool = False
     top_k: int = 1                   # the box is the mean of the top_k candidates' boxes (MDNet: 5)
     min_scale: float = 0.2           # box size limits relative to the initial box
     max_scale: float = 5.0

@@ -224,7 +224,7 @@ class SiameseTracker:
         if look is None:                # a failing engine: nothing finite = lost, box held
             self.last_score, self.lost = float("nan"), True
             return self._report(self.box)
-        if p.chase_edge and self._at_edge(look, widen):
+        if p.chase_edge and (p.chase_lost or not self._searching) and self._at_edge(look, widen):
             # the best candidate is on the grid's outer ring: the target may be further than the grid reaches
             # (a fast target, dropped frames); search again around that pick and keep the better of the two
             pick = look.crop.to_frame(look.rois[look.best, 1:].astype(np.float64))
