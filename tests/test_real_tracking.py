@@ -38,6 +38,20 @@ def test_shipped_annotations_fit_their_clips(sequences):
         assert (g[:, 0] >= 0).all() and (g[:, 0] + g[:, 2] <= w).all() and (g[:, 1] + g[:, 3] <= h).all()
 
 
+def test_max_frames_cuts_the_shots_and_skips_those_left_without_a_drawn_box(sequences):
+    # edge bench --max-frames 20 (the API's quick bench) cuts the real shots as it cuts the generated ones
+    n = 20
+    cut = {s.name: s for s in real_sequences(log=lambda m: None, max_frames=n)}
+    expect = {e["name"] for e in load_annotations()
+              if any(b is not None and e["start"] < int(k) < e["start"] + n for k, b in e["boxes"].items())}
+    assert set(cut) == expect and 0 < len(expect) < len(sequences)
+    for name, s in cut.items():
+        full = sequences[name]
+        k = min(n, len(full.frames))
+        assert len(s.frames) == k and np.array_equal(s.frames[-1], full.frames[k - 1])
+        np.testing.assert_array_equal(s.gt, full.gt[:k])
+
+
 @pytest.mark.parametrize("edit, msg", [
     (lambda e: e["boxes"].update({str(e["end"] + 1): [1, 1, 5, 5]}), "outside"),
     (lambda e: e["boxes"].update({str(e["start"]): None}), "init box"),

@@ -48,8 +48,10 @@ def load_annotations(path: str | Path = ANNOTATIONS) -> list[dict]:
     return entries
 
 
-def real_sequences(path: str | Path = ANNOTATIONS, log=print) -> list[TrackSequence]:
-    """The annotated real sequences whose clips are installed (others skipped with a message)."""
+def real_sequences(path: str | Path = ANNOTATIONS, log=print, max_frames: int | None = None) -> list[TrackSequence]:
+    """The annotated real sequences whose clips are installed (others skipped with a message); with
+    ``max_frames`` each is cut to its first ``max_frames`` frames, as ``edge bench --max-frames`` cuts the
+    generated ones (a shot left with no drawn box after its init frame is skipped)."""
     from edge.assets import AssetMissing
     from edge.data.real_sources import video_path
     out = []
@@ -59,14 +61,18 @@ def real_sequences(path: str | Path = ANNOTATIONS, log=print) -> list[TrackSeque
         except (AssetMissing, ValueError) as err:
             log(f"skipping {e['name']}: {err}")
             continue
-        frames = read_video(video, e["start"], e["end"] + 1)
-        if len(frames) != e["end"] - e["start"] + 1:
+        end = e["end"] if max_frames is None else min(e["end"], e["start"] + max_frames - 1)
+        if not any(b is not None and e["start"] < int(k) <= end for k, b in e["boxes"].items()):
+            log(f"skipping {e['name']}: no drawn box in its first {max_frames} frames")
+            continue
+        frames = read_video(video, e["start"], end + 1)
+        if len(frames) != end - e["start"] + 1:
             raise AnnotationError(f"{e['name']}: {video.name} has no frames {e['start']}..{e['end']} "
                                   f"(read {len(frames)})")
         h, w = frames[0].shape[:2]
         gt = np.full((len(frames), 4), np.nan)
         for k, b in e["boxes"].items():
-            if b is not None:
+            if b is not None and int(k) <= end:
                 if b[0] < 0 or b[1] < 0 or b[0] + b[2] > w or b[1] + b[3] > h:
                     raise AnnotationError(f"{e['name']}: frame {k}: box {b} outside the {w}x{h} frame")
                 gt[int(k) - e["start"]] = b

@@ -67,7 +67,7 @@ def make_task(model: str, engines: Engines, data: Sequence[str], cache: str, max
                 log("[tracker] generating OTB-format sequences (cached)")
                 seqs = [str(bench_data.generated_sequences(cache))]
                 from edge.bench.real_tracking import real_sequences   # + real footage, hand-drawn boxes
-                real = real_sequences(log=lambda m: log(f"[tracker] {m}"))
+                real = real_sequences(log=lambda m: log(f"[tracker] {m}"), max_frames=max_frames)
             loaded = bench_data.load_sequences(seqs, max_sequences, max_frames, log)
             if not loaded:
                 raise ValueError(f"no OTB/GOT-10k sequences found in {', '.join(seqs)}")

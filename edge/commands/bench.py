@@ -32,7 +32,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--samples", type=int, default=200,
                    help="recorded real inputs per network for speed and numerics (200)")
     p.add_argument("--max-sequences", type=int, default=None, help="use at most N tracking sequences")
-    p.add_argument("--max-frames", type=int, default=None, help="use at most N frames per sequence")
+    p.add_argument("--max-frames", type=int, default=None, help="use at most N frames per sequence (the real-footage shots too)")
     p.add_argument("--max-clips", type=int, default=None, help="use at most N labelled clips")
     p.add_argument("--conditions", nargs="+", default=[], metavar="NAME",
                    help="also run the tracker rows as other cameras would give the data (edge.bench.conditions: "
