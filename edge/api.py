@@ -201,12 +201,19 @@ def bench(engines: Sequence[PathLike | EngineSet], data: Sequence[PathLike] = ()
           duration: float = 1.0, samples: int = 200, max_sequences: int | None = None,
           max_frames: int | None = None, max_clips: int | None = None, cache: PathLike = "out/bench/data",
           conditions: Sequence[str] = (), tracker_params: Mapping | None = None,
-          log: Log = _quiet) -> BenchReport:
+          anchors: Sequence[str] | bool = True, log: Log = _quiet) -> BenchReport:
     """Speed, numerics and task accuracy of engine folders against the PyTorch reference and plain
     onnxruntime on the raw export, in one run (rows interleaved); writes JSON / Markdown / plots if asked.
     ``conditions``: tracker rows again under camera conditions (``edge.bench.conditions``, e.g. ``night_ir``).
-    ``tracker_params``: tracker parameters over the model's own for every tracker row (validated first)."""
+    ``tracker_params``: tracker parameters over the model's own for every tracker row (validated first).
+    ``anchors``: the OpenCV trackers run beside the tracker rows (``("CSRT", "KCF")``; True: CSRT, KCF and MIL)."""
+    from edge.bench.anchors import check_kinds
     from edge.bench.suite import run_suite
+    if not isinstance(anchors, bool):
+        try:
+            anchors = check_kinds((anchors,) if isinstance(anchors, str) else anchors)
+        except ValueError as e:
+            raise UserError(str(e)) from None
     if tracker_params:
         from edge.tracking.params import TrackerParams
         try:
@@ -220,7 +227,7 @@ def bench(engines: Sequence[PathLike | EngineSet], data: Sequence[PathLike] = ()
         max_sequences=max_sequences, max_frames=max_frames, max_clips=max_clips, cache=str(cache),
         json_path=None if json is None else str(json), md_path=None if markdown is None else str(markdown),
         plots_dir=None if plots is None else str(plots), log=log, conditions=tuple(conditions),
-        tracker_params=dict(tracker_params or {}) or None)
+        tracker_params=dict(tracker_params or {}) or None, anchors=anchors)
     return BenchReport(report, status)
 
 

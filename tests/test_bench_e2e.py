@@ -146,7 +146,7 @@ def test_bench_conditions_rerun_the_tracker_rows(engines, tmp_path):
     root, eng = engines
     out = tmp_path / "c.json"
     assert bench(root, [eng["tracker"]], "--no-baseline", "--conditions", "night_ir", "runtime_drops",
-                 "--json", str(out), "--markdown", str(tmp_path / "c.md")) == 0
+                 "--anchors", "CSRT", "--json", str(out), "--markdown", str(tmp_path / "c.md")) == 0
     sec = json.loads(out.read_text())["models"]["tracker"]
     conds = sec["conditions"]
     assert list(conds) == ["night_ir", "runtime_drops"]
@@ -178,9 +178,10 @@ def test_bench_tracker_params_reach_every_tracker_row(engines, tmp_path):
     params = {"lost_threshold": 1e-6, "wide_redetect": 1}
     out = tmp_path / "p.json"
     assert bench(root, [eng["tracker"]], "--no-baseline", "--tracker-params", json.dumps(params),
-                 "--json", str(out)) == 0
+                 "--anchors", "KCF", "--json", str(out)) == 0
     sec = json.loads(out.read_text())["models"]["tracker"]
     rows = {r["name"]: r for r in sec["rows"]}
+    assert [r["name"] for r in sec["rows"] if r.get("anchor")] == ["OpenCV KCF"]      # --anchors: only those
     seq = data.load_sequences([root / "otb"], max_frames=48)[0]
     engines_ = load_engines(eng["tracker"], threads=1)
     by_hand = {}
@@ -192,4 +193,5 @@ def test_bench_tracker_params_reach_every_tracker_row(engines, tmp_path):
     assert abs(by_hand["given"] - by_hand["default"]) > 0.01, by_hand
     bad = tmp_path / "bad.json"
     assert bench(root, [eng["tracker"]], "--tracker-params", '{"wide_redetectx": 1}', "--json", str(bad)) == 2
+    assert bench(root, [eng["tracker"]], "--anchors", "CSRT", "TLD", "--json", str(bad)) == 2
     assert not bad.exists()

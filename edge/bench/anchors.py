@@ -19,10 +19,17 @@ LABEL = "what a user would pick instead"
 CONTRIB = "opencv-contrib-python-headless"
 
 
+def check_kinds(kinds: Sequence[str]) -> tuple[str, ...]:
+    """``kinds`` as a tuple, or a ValueError (one line) naming an unknown one."""
+    unknown = [k for k in kinds if k not in ANCHORS]
+    if unknown:
+        raise ValueError(f"unknown anchor tracker {unknown[0]!r} (have {', '.join(ANCHORS)})")
+    return tuple(kinds)
+
+
 def factory(kind: str) -> tuple[Callable | None, str | None]:
     """(constructor of the OpenCV tracker ``kind``, None) or (None, why it is not available)."""
-    if kind not in ANCHORS:
-        raise ValueError(f"unknown anchor tracker {kind!r} (have {', '.join(ANCHORS)})")
+    check_kinds([kind])
     try:
         import cv2
     except ImportError as e:  # pragma: no cover - cv2 is a runtime dependency
@@ -110,9 +117,9 @@ def anchor_rows(sequences: Sequence, kinds: Sequence[str] = ANCHORS,
 
 
 def add_to_section(section: dict, sequences: Sequence, log: Callable[[str], None] = print,
-                   real: Sequence = ()) -> None:
+                   real: Sequence = (), kinds: Sequence[str] = ANCHORS) -> None:
     """Append the anchor rows (and skip notes) to a tracker report section; FPS ratio vs the reference."""
-    rows, notes = anchor_rows(sequences, log=log, real=real)
+    rows, notes = anchor_rows(sequences, kinds, log=log, real=real)
     ref = next((r for r in section.get("rows", []) if r.get("reference")), None)
     ref_fps = (((ref or {}).get("speed") or {}).get("end_to_end") or {}).get("fps")
     for r in rows:

@@ -110,13 +110,16 @@ def run_suite(engine_dirs: Sequence[str], data: Sequence[str] = (), tolerances_f
               samples: int = 200, max_sequences: int | None = None, max_frames: int | None = None,
               max_clips: int | None = None, cache: str = "out/bench/data", json_path: str | None = None,
               md_path: str | None = None, plots_dir: str | None = None,
-              log: Callable[[str], None] = print, anchors: bool = True,
+              log: Callable[[str], None] = print, anchors: Sequence[str] | bool = True,
               conditions: Sequence[str] = (), tracker_params: dict | None = None) -> tuple[dict, str]:
     """Benchmark every model found in ``engine_dirs``; returns (report, "pass" | "fail"). ``conditions``
     (``edge.bench.conditions``): the tracker rows again on the same data as those cameras would give it
-    (reported, not judged)."""
+    (reported, not judged). ``anchors``: the OpenCV trackers beside the tracker rows (True: all of
+    ``edge.bench.anchors.ANCHORS``; False or empty: none)."""
+    from edge.bench import anchors as anchor_rows
     from edge.bench import conditions as camera
     conds = camera.select(conditions) if conditions else []      # an unknown name fails before any work
+    kinds = anchor_rows.ANCHORS if anchors is True else anchor_rows.check_kinds(anchors or ())
     tol = tolerances.load(tolerances_file)
     settings = runner.Settings(threads=threads, min_s=duration, samples=samples, tolerances=tol)
     groups: dict[str, list[tuple[Path, Engines]]] = {}
@@ -176,13 +179,10 @@ def run_suite(engine_dirs: Sequence[str], data: Sequence[str] = (), tolerances_f
                 row["verdict"] = {**row["verdict"], "status": "fail",
                                   "failures": [msg, *row["verdict"].get("failures", [])]}
         section["notes"] = notes + section["notes"]
-        if anchors and model == "tracker" and task is not None:   # OpenCV CSRT/KCF/MIL, same sequences
-            from edge.bench import anchors as anchor_rows
-            anchor_rows.add_to_section(section, task.sequences, log, real=task.real)
+        if kinds and model == "tracker" and task is not None:     # OpenCV CSRT/KCF/MIL, same sequences
+            anchor_rows.add_to_section(section, task.sequences, log, real=task.real, kinds=kinds)
         if conds and model == "tracker" and task is not None:
-            from edge.bench import anchors as anchor_rows
-            section["conditions"] = camera.tracker_section(conds, subjects, task,
-                                                           anchor_rows.ANCHORS if anchors else (), log)
+            section["conditions"] = camera.tracker_section(conds, subjects, task, kinds, log)
         models[model] = section
 
     status = runner.overall(models)

@@ -41,6 +41,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--tracker-params", metavar="JSON", default=None,
                    help="tracker parameters over the model's own for every tracker row (a JSON object or "
                         "@file.json, as edge run takes them), e.g. '{\"wide_redetect\": 1}'")
+    p.add_argument("--anchors", nargs="*", default=None, metavar="KIND",
+                   help="OpenCV trackers beside the tracker rows, of CSRT, KCF, MIL (default all; none: no "
+                        "anchor rows)")
     p.add_argument("--cache", default=str(DEFAULT_CACHE), metavar="DIR",
                    help=f"where generated data is kept ({DEFAULT_CACHE})")
 
@@ -54,6 +57,7 @@ def run(args: argparse.Namespace) -> int:
                          max_sequences=args.max_sequences, max_frames=args.max_frames, max_clips=args.max_clips,
                          cache=args.cache, conditions=args.conditions,
                          tracker_params=tracker_params(args.tracker_params, None),
+                         anchors=True if args.anchors is None else args.anchors,
                          log=lambda m: print(m, file=sys.stderr, flush=True))
     print(rep.markdown(), end="")
     return 0 if rep.passed else 1
