@@ -352,7 +352,7 @@ def test_no_chase_while_lost(engines, rng):
             for f in seq.frames[1:]:
                 tr.update(f)
             for f in noise:
-                held, before = tr.lost and not tr._left, tr.chase_searches
+                held, before = tr._searching, tr.chase_searches         # lost by score: the box held
                 tr.update(f)
                 counts[chase_lost][0] += held
                 counts[chase_lost][1] += held and tr.chase_searches > before

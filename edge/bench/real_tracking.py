@@ -67,7 +67,7 @@ def real_sequences(path: str | Path = ANNOTATIONS, log=print, max_frames: int | 
             continue
         frames = read_video(video, e["start"], end + 1)
         if len(frames) != end - e["start"] + 1:
-            raise AnnotationError(f"{e['name']}: {video.name} has no frames {e['start']}..{e['end']} "
+            raise AnnotationError(f"{e['name']}: {video.name} has no frames {e['start']}..{end} "
                                   f"(read {len(frames)})")
         h, w = frames[0].shape[:2]
         gt = np.full((len(frames), 4), np.nan)
