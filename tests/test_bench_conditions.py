@@ -98,3 +98,16 @@ def test_unknown_condition_is_one_line():
         cond.select(["original", "fog"])
     assert "\n" not in str(e.value)
     assert [c.name for c in cond.select(None)] == list(cond.CONDITIONS)
+
+
+@pytest.mark.parametrize("spec", ["cand", "cand=/nonexistent/classifier.pt"])
+def test_conditions_script_refuses_a_bad_classifier_checkpoint_before_work(tmp_path, spec):
+    import subprocess
+    import sys
+    from pathlib import Path
+    script = Path(__file__).resolve().parents[1] / "bench" / "conditions.py"
+    r = subprocess.run([sys.executable, str(script), "--no-tracker", "--out", str(tmp_path / "o"),
+                        "--classifier-weights", spec], capture_output=True, text=True, timeout=120)
+    assert r.returncode == 2
+    assert "--classifier-weights takes NAME=CHECKPOINT" in r.stderr.strip().splitlines()[-1]
+    assert not (tmp_path / "o").exists()            # refused before the output folder was made

@@ -9,7 +9,11 @@ On the **validation** split only (generated clips over VAL real sources, VAL rea
    many alarm-qualifying windows remain; the best on validation is shipped;
 3. the alarm rules of ``edge/data/alarms.json`` replayed on validation streams (an action somewhere inside a
    longer clip, windows every ``stride`` frames, the runtime's hysteresis): event recall per class and false
-   alarms on streams without that action.
+   alarms on streams without that action;
+4. per alarm class, the operating point (``enter``, ``start``) fitted on validation (:func:`fit_alarm_bars`:
+   the highest recall that starts nothing on validation negatives, with ``--calib-splits val,val_faults`` the
+   streams and the VAL real footage through the camera faults too). Reported beside the shipped rules, not
+   applied: on held-back footage those points raised false alarms (``edge/weights/classifier.md``, round 5).
 
 Test clips (labelled, generated over VAL + HELD_BACK sources) are only reported: top-1 with Wilson intervals and
 the paired McNemar test two-in-one vs no-flow at the deployed window. Held-back real footage is never read here
@@ -35,7 +39,7 @@ from edge.models.two_in_one import TwoInOne, build_classifier, load_checkpoint, 
 STRIDE = 4                 # the runtime's default: window // 2
 TPR = 0.95                 # open-set thresholds keep this share of correctly classified validation clips
 STREAM_FRAMES = 25
-SEEDS = {"noise": 901, "streams": 902}
+SEEDS = {"noise": 901, "streams": 902, "real_faults": 904}
 
 
 @torch.no_grad()
@@ -209,12 +213,15 @@ def evaluate_model(name: str, model: TwoInOne, data: dict, extra: dict, fit: tup
     real_events = {src: [e for e in replay(decider, z) if e.type == "action_start"] for src, z in real.items()}
     sweep = threshold_sweep(cal, alarms, stream_lg, real, noise)
     log(f"{name}: alarm-bar sweep on validation " + json.dumps(sweep))
+    bars = fit_alarm_bars(cal, alarms, stream_lg, real, noise)
+    log(f"{name}: alarm bars fitted on validation " + json.dumps(bars))
     acc = float(ok_test.mean())
     conf = np.zeros((len(CLASSES), len(CLASSES)), int)
     np.add.at(conf, (lab["test"], lg["test"].argmax(1)), 1)
     log(f"{name}: shipped rule {best}; streams " + json.dumps(per_class) + f" ({time.time() - t0:.0f} s)")
     return {"temperature": temp, "ece": ece, "ood_comparison": comparison, "ood_rule": best,
             "calibration": cal.to_config(), "val_streams": per_class, "alarm_bar_sweep": sweep,
+            "alarm_bars_fitted": bars,
             "val_real_events": {s: [(e.label, e.frame) for e in ev] for s, ev in real_events.items()},
             "test": {"top1": acc, "n": int(len(ok_test)), "ci95": wilson_interval(int(ok_test.sum()), len(ok_test)),
                      "pairs": pair_accuracy(conf), "confusion": conf.tolist()},
@@ -238,6 +245,43 @@ def stream_recall(decider: dec.Decider, stream_lg: list) -> dict:
 
 
 SWEEP = (0.5, 0.6, 0.7, 0.8, 0.9)
+BAR_GRID = (0.5, 0.55, 0.6, 0.65, 0.7, 0.75, 0.8, 0.85, 0.9, 0.95)
+ENTERS = (1, 2)
+
+
+def class_starts(decider: dec.Decider, logits: np.ndarray, label: str) -> int:
+    """Starts of events of class ``label`` in one stream's window logits (the runtime's hysteresis)."""
+    return sum(1 for e in replay(decider, logits) if e.type == "action_start" and e.label == label)
+
+
+def fit_alarm_bars(cal: dec.Calibration, alarms: dict, stream_lg: list, real: dict, noise: np.ndarray,
+                   grid: tuple = BAR_GRID, enters: tuple = ENTERS) -> dict:
+    """Per alarm class, the operating point (``enter`` windows in a row at ``start`` or more; ``end`` capped at
+    ``start``; every other class's rule as shipped) with the highest event recall on the class's own validation
+    streams among those at which validation data without that action starts none of its events: validation
+    streams of the other classes, the VAL real footage (clean and through each camera fault) and noise clips
+    (each a single window: none may reach ``start`` as that class, whatever ``enter``). Ties go to the more cautious point (more windows, then the higher bar). Returns per class the
+    fitted point (None when none on the grid is quiet) and the shipped one, each with its recall and
+    negatives. Validation data only: what ``edge/data/alarms.json``'s rules are chosen from."""
+    from dataclasses import replace
+    out = {}
+    for c in dec.alarm_classes(alarms):
+        own = [z for lab, z in stream_lg if lab == c]
+        others = [z for lab, z in stream_lg if lab != c]
+
+        def measure(bar: float, enter: int) -> dict:
+            rules = {**alarms, c: replace(alarms[c], start=bar, end=min(alarms[c].end, bar), enter=enter)}
+            d = dec.Decider(CLASSES, cal, rules)
+            recall = float(np.mean([class_starts(d, z, c) > 0 for z in own])) if own else None
+            return {"bar": bar, "enter": enter, "recall": recall,
+                    "wrong_starts": sum(class_starts(d, z, c) for z in others),
+                    "val_real_starts": sum(class_starts(d, z, c) for z in real.values()),
+                    "noise_windows": sum(1 for r in map(d.decide, noise) if r.label == c and r.score >= bar)}
+        quiet = [m for m in (measure(b, e) for e in enters for b in grid)
+                 if m["wrong_starts"] == m["val_real_starts"] == m["noise_windows"] == 0]
+        fitted = max(quiet, key=lambda m: (m["recall"] or 0.0, m["enter"], m["bar"])) if quiet else None
+        out[c] = {"fitted": fitted, "shipped": measure(alarms[c].start, alarms[c].enter)}
+    return out
 
 
 def threshold_sweep(cal: dec.Calibration, alarms: dict, stream_lg: list, real: dict, noise: np.ndarray) -> dict:
@@ -258,6 +302,18 @@ def threshold_sweep(cal: dec.Calibration, alarms: dict, stream_lg: list, real: d
             "val_real_alarm_starts": int(sum(1 for z in real.values() for e in replay(d, z)
                                              if e.type == "action_start" and e.alarm)),
             "noise_alarm_windows": alarm_windows(d, noise)}
+    return out
+
+
+def faulty_copies(frames: list[np.ndarray], seed: int) -> dict[str, list[np.ndarray]]:
+    """One copy of a real stream per camera fault of ``edge.data.degrade`` (each fault forced on, its
+    parameters drawn from ``seed``; ``rotate`` turns the frames of any shape a quarter turn)."""
+    from edge.data import degrade
+    clip = np.stack(frames)
+    out = {"rotate": [np.ascontiguousarray(np.rot90(f, 1 + 2 * (seed % 2))) for f in frames]}
+    for k, name in enumerate(n for n in degrade.FAULTS if n != "rotate"):
+        rng = np.random.default_rng([SEEDS["real_faults"], seed, k])
+        out[name] = list(degrade.degrade_clip(clip, rng, {name: 1.0})[0])
     return out
 
 
@@ -282,8 +338,14 @@ def calibrate_and_ship(args, out: Path, noflow_out: Path, cache: Path | None) ->
         label = CLASSES[i % len(CLASSES)]
         stream_set.append((label, make_clip(np.random.SeedSequence([SEEDS["streams"], i]), label, STREAM_FRAMES,
                                             160, "val")))
-    extra = {"noise": noise_clips(), "real": val_real_streams(models["flow"].cfg.sample_fps),
-             "streams": stream_set}
+    real = val_real_streams(models["flow"].cfg.sample_fps)
+    if "val_faults" in fit:      # the deployment's mix: the same streams and VAL footage through camera faults
+        stream_set += [(label, make_clip(np.random.SeedSequence([SEEDS["streams"], i]), label, STREAM_FRAMES, 160,
+                                         "val", degraded=True))
+                       for i, (label, _) in enumerate(list(stream_set))]
+        real.update({f"{name}~{fault}": fr for k, (name, frames) in enumerate(list(real.items()))
+                     for fault, fr in faulty_copies(frames, k).items()})
+    extra = {"noise": noise_clips(), "real": real, "streams": stream_set}
     log(f"data ready ({time.time() - t_all:.0f} s): {len(extra['noise'])} noise clips, "
         f"{len(stream_set)} val streams, real val footage {list(extra['real'])}")
     res = {name: evaluate_model(name, m, data, extra, fit) for name, m in models.items()}
@@ -382,8 +444,24 @@ def write_note(path: Path, record: dict, metas: dict) -> None:
             lines.append(f"| {names[k]} | {bar} | " + " | ".join(f3(rc.get(c)) for c in ("take", "put_back",
                          "sit_down", "fall")) + f" | {r['mean_alarm_recall']:.3f} | {r['wrong_alarms_streams']} | "
                          f"{r['val_real_alarm_starts']} | {r['noise_alarm_windows']} |")
-    lines += ["", "Events on the VAL real footage (streamed): two-in-one " + json.dumps(res["flow"]["val_real_events"])
-              + "; no flow " + json.dumps(res["noflow"]["val_real_events"]), ""]
+    lines += ["", "### Alarm rules fitted on validation (per class: among `enter` in "
+              f"{ENTERS} and `start` on {BAR_GRID[0]}..{BAR_GRID[-1]}, the highest recall at which no validation "
+              "stream of another class, no VAL real stream (clean and through each camera fault) and no noise "
+              "starts an event of it; ties to more windows, then the higher bar)", "",
+              "| model | class | fitted enter / start | its recall | shipped enter / start | shipped recall | "
+              "shipped: wrong starts / VAL real starts / noise |", "|---|---|---|---|---|---|---|"]
+    for k in ("flow", "noflow"):
+        for c, r in res[k].get("alarm_bars_fitted", {}).items():
+            fit_, sh = r["fitted"], r["shipped"]
+            point = f"{fit_['enter']} / {fit_['bar']:.2f}" if fit_ else "none quiet"
+            lines.append(f"| {names[k]} | {c} | {point} | {f3(fit_ and fit_['recall'])} | "
+                         f"{sh['enter']} / {sh['bar']:.2f} | {f3(sh['recall'])} | {sh['wrong_starts']} / "
+                         f"{sh['val_real_starts']} / {sh['noise_windows']} |")
+    def events(k: str) -> str:
+        ev = {src: e for src, e in res[k]["val_real_events"].items() if e}
+        return json.dumps(ev) if ev else f"none in {len(res[k]['val_real_events'])} streams"
+    lines += ["", f"Events on the VAL real footage (streamed, clean and through each camera fault): two-in-one "
+              f"{events('flow')}; no flow {events('noflow')}", ""]
     text = path.read_text() if path.is_file() else ""
     marker = "## Validation-fitted calibration"
     head = text.split(marker)[0].rstrip("\n")
