@@ -388,7 +388,8 @@ def write_note(path: Path, record: dict, metas: dict) -> None:
              "| model | test top-1 (95 % Wilson) | val top-1 | take/put_back | idle/pass_by | sit_down/fall | "
              "best epoch / epochs | train s |", "|---|---|---|---|---|---|---|---|"]
     for k in ("flow", "noflow"):
-        r, tr = res[k], metas[k].get("training", {})
+        r = res[k]       # the last training run: a continued checkpoint's own, not the one it started from
+        tr = (metas[k].get("continued") or {}).get("record") or metas[k].get("training", {})
         p = r["test"]["pairs"]
         lines.append(f"| {names[k]} | **{r['test']['top1']:.3f}** [{r['test']['ci95'][0]:.3f}, "
                      f"{r['test']['ci95'][1]:.3f}] (n = {r['test']['n']}) | {r['val_top1']:.3f} | "
