@@ -10,8 +10,8 @@ and each engine folder; alarm events, windows labelled with an alarm class, thei
 Nothing is tuned on any of it. Rows take turns shot by shot; one thread per row.
 
     .venv/bin/python bench/conditions.py [--tracker-engines DIR...] [--classifier-engines DIR...]
-        [--classifier-weights NAME=CHECKPOINT ...] [--conditions night_ir shake ...] [--variant NAME=JSON ...] [--no-tracker] [--no-classifier]
-        [--out bench/results] [--tag conditions]
+        [--classifier-weights NAME=CHECKPOINT ...] [--conditions night_ir shake ...] [--variant NAME=JSON ...]
+        [--no-tracker] [--no-classifier] [--out bench/results] [--tag conditions]
 
 Writes ``<out>/<tag>.json`` and ``<tag>.md``.
 """

@@ -260,9 +260,10 @@ def fit_alarm_bars(cal: dec.Calibration, alarms: dict, stream_lg: list, real: di
     ``start``; every other class's rule as shipped) with the highest event recall on the class's own validation
     streams among those at which validation data without that action starts none of its events: validation
     streams of the other classes, the VAL real footage (clean and through each camera fault) and noise clips
-    (each a single window: none may reach ``start`` as that class, whatever ``enter``). Ties go to the more cautious point (more windows, then the higher bar). Returns per class the
-    fitted point (None when none on the grid is quiet) and the shipped one, each with its recall and
-    negatives. Validation data only: what ``edge/data/alarms.json``'s rules are chosen from."""
+    (each a single window: none may reach ``start`` as that class, whatever ``enter``). Ties go to the more
+    cautious point (more windows, then the higher bar). Returns per class the fitted point (None when none on
+    the grid is quiet) and the shipped one, each with its recall and negatives. Validation data only;
+    reported beside ``edge/data/alarms.json``'s rules, not written into it (see the module doc)."""
     from dataclasses import replace
     out = {}
     for c in dec.alarm_classes(alarms):
